@@ -1,0 +1,357 @@
+"""Check a cohort as read against the data contract, collecting every problem.
+
+The order of work: required tables, the identifier guard, column types
+(:mod:`stepanalytics.parse`), the protocol, then the rules that tie tables
+together (known patients, days within follow-up, phase stays that follow each
+other, unique keys), then instrument ranges.  Nothing stops at the first
+problem; :func:`validate_tables` raises one :class:`CohortError` listing them
+all, or returns the typed tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from stepanalytics.contract import (
+    DEFAULT_PROTOCOL,
+    REQUIRED_TABLES,
+    TABLE_ORDER,
+    TABLES,
+    TERMINAL_EXITS,
+    UNIQUE_KEYS,
+)
+from stepanalytics.errors import CohortError, Problem
+from stepanalytics.io.tables import RawCohort
+
+if TYPE_CHECKING:
+    from stepanalytics.instruments import Registry
+from stepanalytics.parse import parse_table
+from stepanalytics.privacy import scan_tables
+from stepanalytics.protocol import Protocol, default_protocols, parse_protocols
+
+
+@dataclass
+class ValidTables:
+    """Typed tables that passed every check, and notes on documented changes."""
+
+    tables: dict[str, pd.DataFrame]
+    protocols: dict[str, Protocol]
+    notes: list[str] = field(default_factory=list)
+
+
+def validate_tables(raw: RawCohort, *, registry: Registry | None = None) -> ValidTables:
+    """Validate a raw cohort; return typed tables or raise :class:`CohortError`.
+
+    Parameters
+    ----------
+    raw : RawCohort
+        Tables as read by :func:`stepanalytics.io.read_raw_cohort`.
+    registry : Registry, optional
+        Instrument registry to check scores and items against (default: the
+        built-in one; see :func:`stepanalytics.instruments.get_registry`).
+
+    Raises
+    ------
+    CohortError
+        With every problem found, across all tables.
+    """
+    problems: list[Problem] = []
+    notes = list(raw.notes)
+    for name in REQUIRED_TABLES:
+        if name not in raw.tables:
+            problems.append(
+                Problem(
+                    name, None, "required table is missing", f"add {name}.csv or {name}.parquet"
+                )
+            )
+    if "assessments" not in raw.tables and "items" not in raw.tables:
+        problems.append(
+            Problem(
+                "assessments",
+                None,
+                "neither assessments nor items is present",
+                "add assessments.csv (scores) or items.csv (item answers)",
+            )
+        )
+    problems.extend(scan_tables(raw.tables))
+
+    typed: dict[str, pd.DataFrame] = {}
+    for name in TABLE_ORDER:
+        if name in raw.tables:
+            frame, found = parse_table(name, raw.tables[name], TABLES[name])
+            typed[name] = frame
+            problems.extend(found)
+
+    protocols = default_protocols()
+    if raw.protocol_text is not None:
+        try:
+            protocols = parse_protocols(raw.protocol_text)
+        except CohortError as err:
+            problems.extend(err.problems)
+
+    # Cross-table rules need the key columns intact; skip them for tables
+    # whose columns already failed, rather than report confusing follow-ups.
+    broken = {(p.table, p.column) for p in problems}
+    if "patients" in typed and not _has_broken(
+        broken, "patients", ("patient_id", "last_contact_day")
+    ):
+        patients = typed["patients"]
+        if "protocol" not in patients.columns or patients["protocol"].isna().any():
+            n_default = (
+                len(patients)
+                if "protocol" not in patients.columns
+                else int(patients["protocol"].isna().sum())
+            )
+            notes.append(f"{n_default} patients without a protocol follow '{DEFAULT_PROTOCOL}'")
+            base = patients["protocol"] if "protocol" in patients.columns else None
+            patients["protocol"] = (
+                DEFAULT_PROTOCOL if base is None else base.where(base.notna(), DEFAULT_PROTOCOL)
+            )
+        problems.extend(check_patients(patients, protocols))
+        lookup = patients.set_index("patient_id", drop=False)
+        lookup = lookup[~lookup.index.duplicated()]
+        for name in ("phases", "assessments", "items", "events"):
+            if name in typed and not _has_broken(broken, name, ("patient_id",)):
+                problems.extend(check_patient_days(name, typed[name], lookup))
+        if "phases" in typed and not _has_broken(
+            broken, "phases", ("phase", "start_day", "end_day", "exit_reason")
+        ):
+            problems.extend(check_phases(typed["phases"], lookup, protocols))
+    for name, key in UNIQUE_KEYS.items():
+        if name != "patients" and name in typed and not _has_broken(broken, name, key):
+            problems.extend(check_unique(name, typed[name], key))
+    problems.extend(_check_instruments(typed, broken, registry))
+
+    if problems:
+        raise CohortError(problems, source=raw.source)
+    return ValidTables(typed, protocols, notes)
+
+
+def _has_broken(broken: set[tuple[str, str | None]], table: str, columns: tuple[str, ...]) -> bool:
+    return (table, None) in broken or any((table, c) in broken for c in columns)
+
+
+def check_unique(table: str, frame: pd.DataFrame, key: tuple[str, ...]) -> list[Problem]:
+    """Rows that repeat a key that must be unique (every copy is listed)."""
+    if any(k not in frame.columns for k in key):
+        return []
+    dup = frame.duplicated(list(key), keep=False).to_numpy()
+    label = ", ".join(key)
+    found = Problem.from_mask(
+        table,
+        key[-1],
+        frame,
+        dup,
+        f"the key ({label}) appears more than once",
+        "keep one row per key: duplicates are an error, never averaged",
+        values=frame[list(key)].astype(str).agg(" / ".join, axis=1) if dup.any() else None,
+    )
+    return [found] if found else []
+
+
+def check_patients(patients: pd.DataFrame, protocols: dict[str, Protocol]) -> list[Problem]:
+    """Unique patient ids and known protocols."""
+    found: list[Problem | None] = [*check_unique("patients", patients, ("patient_id",))]
+    unknown = ~patients["protocol"].isin(list(protocols)).to_numpy()
+    found.append(
+        Problem.from_mask(
+            "patients",
+            "protocol",
+            patients,
+            unknown,
+            "the protocol is not described in protocol.yaml",
+            f"use one of: {', '.join(protocols)}, or describe the protocol in protocol.yaml",
+        )
+    )
+    return [p for p in found if p is not None]
+
+
+def check_patient_days(table: str, frame: pd.DataFrame, patients: pd.DataFrame) -> list[Problem]:
+    """Rows of unknown patients, and days after the patient's last contact."""
+    known = frame["patient_id"].isin(patients.index).to_numpy()
+    found = [
+        Problem.from_mask(
+            table,
+            "patient_id",
+            frame,
+            ~known,
+            "the patient is not in patients",
+            "add the patient to patients or remove these rows",
+        )
+    ]
+    last = frame["patient_id"].map(patients["last_contact_day"]).to_numpy(dtype="float64")
+    day_columns = ["start_day", "end_day"] if table == "phases" else ["day"]
+    for column in day_columns:
+        if column not in frame.columns:
+            continue
+        days = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
+        late = known & (days > last)
+        found.append(
+            Problem.from_mask(
+                table,
+                column,
+                frame,
+                late,
+                "the day is after the patient's last_contact_day",
+                "correct the day, or last_contact_day in patients (the later of the two is wrong)",
+            )
+        )
+    return [p for p in found if p is not None]
+
+
+def check_phases(
+    phases: pd.DataFrame, patients: pd.DataFrame, protocols: dict[str, Protocol]
+) -> list[Problem]:
+    """Rules of the phase stays: see docs/data-contract.md, section phases."""
+    found: list[Problem | None] = []
+    start = phases["start_day"].to_numpy(dtype="float64")
+    end = phases["end_day"].astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+    ongoing = (phases["exit_reason"] == "ongoing").to_numpy()
+    has_end = ~np.isnan(end)
+    found.append(
+        _phase_problem(
+            phases,
+            has_end & (end < start),
+            "end_day",
+            "the stay ends before it starts",
+            "end_day must be on or after start_day",
+        )
+    )
+    found.append(
+        _phase_problem(
+            phases,
+            ongoing & has_end,
+            "end_day",
+            "an ongoing stay has an end_day",
+            "leave end_day empty for ongoing stays, or give the exit_reason",
+        )
+    )
+    found.append(
+        _phase_problem(
+            phases,
+            ~ongoing & ~has_end,
+            "end_day",
+            "a stay that ended has no end_day",
+            "give end_day, or mark the stay 'ongoing' if it has not ended",
+        )
+    )
+    n_phases = (
+        phases["patient_id"]
+        .map(patients["protocol"])
+        .map({name: p.n_phases for name, p in protocols.items()})
+    )
+    too_high = phases["phase"].to_numpy(dtype="float64") > n_phases.to_numpy(dtype="float64")
+    found.append(
+        _phase_problem(
+            phases,
+            too_high,
+            "phase",
+            "the phase number is beyond the protocol's last phase",
+            "phase must be 1..K for the patient's protocol (see protocol.yaml)",
+        )
+    )
+
+    order = phases.sort_values(["patient_id", "start_day"], kind="stable")
+    same_next = (order["patient_id"].shift(-1) == order["patient_id"]).to_numpy()
+    first = ~(order["patient_id"].shift(1) == order["patient_id"]).to_numpy()
+    o_start = order["start_day"].to_numpy(dtype="float64")
+    o_end = order["end_day"].astype("Float64").to_numpy(dtype="float64", na_value=np.inf)
+    next_start = np.roll(o_start, -1)
+    next_phase = np.roll(order["phase"].to_numpy(), -1)
+    phase = order["phase"].to_numpy()
+    reason = order["exit_reason"].to_numpy()
+
+    found.append(
+        _phase_problem(
+            order,
+            first & (o_start != 0),
+            "start_day",
+            "the patient's first stay does not start on day 0",
+            "the first stay starts on day 0 (days count from enrolment)",
+        )
+    )
+    found.append(
+        _phase_problem(
+            order,
+            same_next & (next_start < o_end),
+            "start_day",
+            "stays of the same patient overlap",
+            "a stay must start on or after the end_day of the stay before it",
+        )
+    )
+    found.append(
+        _phase_problem(
+            order,
+            same_next & np.isin(reason, TERMINAL_EXITS),
+            "exit_reason",
+            "a stay marked completed, dropped_out or ongoing is followed by another stay",
+            "only the last stay of a patient can end this way",
+        )
+    )
+    found.append(
+        _phase_problem(
+            order,
+            same_next & (reason == "progressed") & (next_phase != phase + 1),
+            "exit_reason",
+            "'progressed' is not followed by a stay in the next phase",
+            "after 'progressed' the next stay is phase + 1",
+        )
+    )
+    found.append(
+        _phase_problem(
+            order,
+            same_next & (reason == "stepped_down") & (next_phase >= phase),
+            "exit_reason",
+            "'stepped_down' is not followed by a stay in an earlier phase",
+            "after 'stepped_down' the next stay is in a lower phase",
+        )
+    )
+    found.append(
+        _phase_problem(
+            order,
+            same_next & (reason == "paused") & (next_phase > phase),
+            "exit_reason",
+            "after a safety pause the patient resumes in a higher phase",
+            "after 'paused' the next stay is in the same or an earlier phase",
+        )
+    )
+
+    without = ~patients.index.isin(phases["patient_id"].unique())
+    if without.any():
+        found.append(
+            Problem.from_mask(
+                "patients",
+                "patient_id",
+                patients.reset_index(drop=True),
+                without,
+                "the patient has no phase stay",
+                "add the patient's stays to phases (the first starts on day 0)",
+            )
+        )
+    return [p for p in found if p is not None]
+
+
+def _phase_problem(
+    frame: pd.DataFrame, mask: np.ndarray, column: str, message: str, fix: str
+) -> Problem | None:
+    return Problem.from_mask("phases", column, frame, np.asarray(mask, dtype=bool), message, fix)
+
+
+def _check_instruments(
+    typed: dict[str, pd.DataFrame],
+    broken: set[tuple[str, str | None]],
+    registry: Registry | None,
+) -> list[Problem]:
+    from stepanalytics.instruments import check_assessment_scores, check_item_values, get_registry
+
+    registry = registry or get_registry()
+    found: list[Problem] = []
+    if "assessments" in typed and not _has_broken(broken, "assessments", ("instrument", "score")):
+        found.extend(check_assessment_scores(typed["assessments"], registry))
+    if "items" in typed and not _has_broken(broken, "items", ("instrument", "item", "value")):
+        found.extend(check_item_values(typed["items"], registry))
+    return found
