@@ -158,9 +158,10 @@ def _pseq_scores(
 
 
 def _with_ids(frame: pd.DataFrame, ids: np.ndarray) -> pd.DataFrame:
-    out = frame.copy()
-    out.insert(0, "patient_id", ids[out.pop("patient_index").to_numpy()])
-    return out.reset_index(drop=True)
+    """Replace the internal patient index by the patient id, as the first column."""
+    columns = {"patient_id": ids[frame["patient_index"].to_numpy()]}
+    columns.update({c: frame[c].array for c in frame.columns if c != "patient_index"})
+    return pd.DataFrame(columns)
 
 
 def _truth(config: SynthConfig, clinics: pd.DataFrame, clinic_slope: np.ndarray) -> dict[str, Any]:

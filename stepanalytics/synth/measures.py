@@ -131,14 +131,14 @@ def simulate_items(
         _answers(rng, visits, "isi", 7, 0, 4, severity, every_other),
         _answers(rng, visits, "pcs", 13, 0, 4, severity - 0.1, phase_points),
     ]
-    items = pd.concat(blocks, ignore_index=True)
-    # PHQ-9 item 9 (self-harm thoughts) is rarer than the mood items.
-    item9 = ((items["instrument"] == "phq9") & (items["item"] == 9)).to_numpy()
-    rare = rng.random(int(item9.sum())) < 0.9
-    values = items["value"].to_numpy().copy()
-    values[np.flatnonzero(item9)[rare & ~np.isnan(values[item9])]] = 0.0
-    items["value"] = values
-    return items
+    # PHQ-9 item 9 (self-harm thoughts) is rarer than the mood items: the
+    # PHQ-9 block is the second, its item 9 every ninth row.
+    phq9 = blocks[1]["value"].to_numpy()
+    item9 = phq9[8::9]
+    item9[(rng.random(item9.size) < 0.9) & ~np.isnan(item9)] = 0.0
+    phq9[8::9] = item9
+    blocks[1]["value"] = phq9
+    return pd.concat(blocks, ignore_index=True)
 
 
 def _answers(
