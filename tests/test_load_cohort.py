@@ -204,3 +204,26 @@ def test_parquet_typed_columns(tmp_path: Path) -> None:
     cohort = load_cohort(folder)
     assert cohort.patients["compensation_claim"].tolist() == [True, False]
     assert cohort.patients["last_contact_day"].tolist() == [100, 50]
+
+
+def test_loaded_tables_meet_the_pandera_schemas(small_cohort_dir: Path) -> None:
+    from stepanalytics.schemas import table_schema
+
+    cohort = load_cohort(small_cohort_dir)
+    for name in ("patients", "phases", "assessments", "items", "events"):
+        frame = getattr(cohort, name)
+        if name == "assessments":
+            frame = frame.drop(columns="source")
+        table_schema(name).validate(frame, lazy=True)
+
+
+def test_pandera_schema_rejects_bad_frame() -> None:
+    import pandera.errors
+
+    from stepanalytics.schemas import table_schema
+
+    bad = pd.DataFrame({"patient_id": ["P1"], "day": [-3], "event": ["party"], "severity": [None]})
+    with pytest.raises(pandera.errors.SchemaErrors) as info:
+        table_schema("events").validate(bad, lazy=True)
+    failed = set(info.value.failure_cases["column"])
+    assert {"day", "event"} <= failed

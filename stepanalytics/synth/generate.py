@@ -6,12 +6,15 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from stepanalytics.synth import measures, programme
+
+if TYPE_CHECKING:
+    from stepanalytics.cohort import Cohort
 
 SYNTH_PROTOCOL_YAML = """\
 # Protocols of the synthetic cohort: most clinics run the default programme,
@@ -99,7 +102,9 @@ def synthesize_tables(config: SynthConfig) -> tuple[dict[str, pd.DataFrame], dic
 
     clinic_slope = rng.normal(0, measures.ODI["clinic_slope_sd"], config.n_clinics)
     clinic_slope += np.where(clinics["worse"], measures.ODI["worse_clinic_slope"], 0.0)
-    clinic_of = patients["clinic_id"].map(dict(zip(clinics["clinic_id"], range(config.n_clinics), strict=False)))
+    clinic_of = patients["clinic_id"].map(
+        dict(zip(clinics["clinic_id"], range(config.n_clinics), strict=False))
+    )
     patient_clinic_slope = clinic_slope[clinic_of.to_numpy()]
 
     visits = measures.simulate_visits(rng, last_contact, phases, later_dropout)
@@ -173,7 +178,9 @@ def _truth(config: SynthConfig, clinics: pd.DataFrame, clinic_slope: np.ndarray)
             **odi,
             "formula": "odi ~ weeks + compensation_claim + (weeks | patient_id) "
             "+ clinic slope effects; scores rounded and clipped to 0..100",
-            "clinic_slope_effects": dict(zip(clinics["clinic_id"], np.round(clinic_slope, 6), strict=False)),
+            "clinic_slope_effects": dict(
+                zip(clinics["clinic_id"], np.round(clinic_slope, 6), strict=False)
+            ),
         },
         "worse_clinics": clinics.loc[clinics["worse"], "clinic_id"].tolist(),
         "clinic_protocols": dict(zip(clinics["clinic_id"], clinics["protocol"], strict=False)),
@@ -208,11 +215,11 @@ def synthesize_cohort(n_patients: int = 300, n_clinics: int = 6, seed: int = 0, 
     >>> cohort.n_patients, len(cohort.clinics)
     (30, 2)
     """
-    from stepanalytics.cohort import Cohort
+    from stepanalytics import cohort
 
     config = SynthConfig(n_patients=n_patients, n_clinics=n_clinics, seed=seed, **options)
-    tables, truth = synthesize_tables(config)
-    return Cohort.from_tables(
+    tables, _ = synthesize_tables(config)
+    return cohort.Cohort.from_tables(
         tables, protocol_text=SYNTH_PROTOCOL_YAML, source=f"synthetic(seed={seed})"
     )
 

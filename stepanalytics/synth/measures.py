@@ -115,7 +115,8 @@ def _scores(visits: pd.DataFrame, instrument: str, score: np.ndarray) -> pd.Data
 def simulate_items(
     rng: np.random.Generator, visits: pd.DataFrame, effects: np.ndarray
 ) -> pd.DataFrame:
-    """Item answers: PSEQ and PHQ-9 every visit, GAD-7 and ISI every other, PCS at baseline and phase ends."""
+    """Item answers: PSEQ and PHQ-9 at every visit, GAD-7 and ISI at every other,
+    PCS at baseline and phase ends."""
     i = visits["patient_index"].to_numpy()
     weeks = visits["day"].to_numpy() / 7.0
     # Standardised patient severity and improvement shared by all questionnaires.
