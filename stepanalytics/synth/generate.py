@@ -206,7 +206,9 @@ def _truth(config: SynthConfig, clinics: pd.DataFrame, clinic_slope: np.ndarray)
     }
 
 
-def synthesize_cohort(n_patients: int = 300, n_clinics: int = 6, seed: int = 0, **options: Any):  # type: ignore[no-untyped-def]
+def synthesize_cohort(
+    n_patients: int = 300, n_clinics: int = 6, seed: int = 0, **options: Any
+) -> Cohort:
     """Simulate and validate a cohort in memory.
 
     Examples
