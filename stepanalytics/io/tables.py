@@ -10,27 +10,27 @@ renamed into place, so a failure never leaves a half-written cohort.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
-from stepanalytics.contract import REQUIRED_TABLES, TABLE_ORDER, TABLES
+from stepanalytics.contract import REQUIRED_TABLES, TABLE_ORDER
 from stepanalytics.errors import CohortError, Problem
+from stepanalytics.io.csv_reader import read_csv_table
+from stepanalytics.io.duckdb_store import file_digest, read_duckdb_tables, write_duckdb
+from stepanalytics.io.parquet_reader import read_parquet_table
+
+__all__ = ["PROTOCOL_FILE", "RawCohort", "read_raw_cohort", "write_duckdb", "write_tables"]
 
 PROTOCOL_FILE = "protocol.yaml"
-_DUCKDB_PROTOCOL_TABLE = "_protocol"
 _DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
-_NUMERIC_KINDS = {"int": pa.float64(), "number": pa.float64()}
 
 
 @dataclass
@@ -41,7 +41,7 @@ class RawCohort:
     ----------
     tables : dict of str to DataFrame
         Contract tables found, keyed by name; the index is the 0-based row
-        position in the file.
+        position in the file (the row id in DuckDB).
     protocol_text : str or None
         The text of ``protocol.yaml`` when there is one.
     source : str
@@ -49,7 +49,7 @@ class RawCohort:
     fingerprint : str
         SHA-256 over the files read (or the DuckDB file), for provenance.
     notes : list of str
-        Things a user should know (files ignored, ...).
+        Things a user should know (files ignored, clinics selected, ...).
     """
 
     tables: dict[str, pd.DataFrame]
@@ -59,8 +59,19 @@ class RawCohort:
     notes: list[str] = field(default_factory=list)
 
 
-def read_raw_cohort(path: str | os.PathLike[str]) -> RawCohort:
+def read_raw_cohort(
+    path: str | os.PathLike[str], *, clinics: Sequence[str] | None = None
+) -> RawCohort:
     """Read a cohort folder (CSV/Parquet) or DuckDB file without validating it.
+
+    Parameters
+    ----------
+    path : path
+        Folder of tables or DuckDB file.
+    clinics : sequence of str, optional
+        Read only these clinics' patients and their rows.  DuckDB files and
+        Parquet tables filter while reading; CSV files are read whole and
+        then filtered.
 
     Raises
     ------
@@ -69,9 +80,10 @@ def read_raw_cohort(path: str | os.PathLike[str]) -> RawCohort:
     """
     p = Path(path)
     if p.is_dir():
-        return _read_folder(p)
+        return _read_folder(p, clinics)
     if p.is_file() and (p.suffix.lower() in _DUCKDB_SUFFIXES or _is_duckdb(p)):
-        return _read_duckdb(p)
+        tables, protocol_text = read_duckdb_tables(p, clinics=clinics)
+        return RawCohort(tables, protocol_text, str(p), file_digest(p), _clinic_note(clinics))
     raise CohortError(
         [
             Problem(
@@ -87,48 +99,66 @@ def read_raw_cohort(path: str | os.PathLike[str]) -> RawCohort:
     )
 
 
+def _clinic_note(clinics: Sequence[str] | None) -> list[str]:
+    if clinics is None:
+        return []
+    return [f"only clinics {', '.join(clinics)} were read and validated"]
+
+
 def _is_duckdb(path: Path) -> bool:
     with path.open("rb") as fh:
         head = fh.read(16)
     return b"DUCK" in head
 
 
-def _read_folder(folder: Path) -> RawCohort:
+def _table_paths(folder: Path, name: str) -> list[Path]:
+    candidates = [folder / f"{name}.csv", folder / f"{name}.parquet", folder / name]
+    return [c for c in candidates if c.is_file() or (c.is_dir() and any(c.rglob("*.parquet")))]
+
+
+def _read_folder(folder: Path, clinics: Sequence[str] | None) -> RawCohort:
     tables: dict[str, pd.DataFrame] = {}
     problems: list[Problem] = []
     digest = hashlib.sha256()
-    notes: list[str] = []
+    notes = _clinic_note(clinics)
+    patient_ids: pa.Array | None = None
     for name in TABLE_ORDER:
-        candidates = [folder / f"{name}.csv", folder / f"{name}.parquet"]
-        found = [c for c in candidates if c.exists()]
+        found = _table_paths(folder, name)
         if len(found) > 1:
-            problems.append(
-                Problem(
-                    name,
-                    None,
-                    f"both {name}.csv and {name}.parquet are present",
-                    "keep one of the two files",
-                )
-            )
+            shown = " and ".join(f.name for f in found)
+            problems.append(Problem(name, None, f"both {shown} are present", "keep one of them"))
             continue
         if not found:
             continue
         file = found[0]
-        if file.stat().st_size == 0:
+        if file.is_file() and file.stat().st_size == 0:
             if name in REQUIRED_TABLES:
-                problems.append(
-                    Problem(
-                        name, None, f"{file.name} is empty", "write the table with its header row"
-                    )
-                )
+                message = f"{file.name} is empty"
+                problems.append(Problem(name, None, message, "write the table with its header row"))
             else:
                 notes.append(f"{file.name} is empty and was read as an empty table")
             continue
-        _update_digest(digest, file)
+        for part in sorted(file.rglob("*")) if file.is_dir() else [file]:
+            if part.is_file():
+                _update_digest(digest, part)
         try:
-            tables[name] = _read_csv(file, name) if file.suffix == ".csv" else _read_parquet(file)
+            if file.suffix == ".csv":
+                frame = read_csv_table(file, name)
+                if clinics is not None:
+                    frame = _filter_frame(frame, name, clinics, patient_ids)
+            else:
+                frame = read_parquet_table(
+                    file,
+                    name,
+                    clinics=clinics if name == "patients" else None,
+                    patient_ids=None if name == "patients" else patient_ids,
+                )
         except CohortError as err:
             problems.extend(err.problems)
+            continue
+        if name == "patients" and clinics is not None and "patient_id" in frame.columns:
+            patient_ids = pa.array(frame["patient_id"].dropna().astype(str), pa.string())
+        tables[name] = frame
     protocol_path = folder / PROTOCOL_FILE
     protocol_text = None
     if protocol_path.exists():
@@ -145,122 +175,22 @@ def _read_folder(folder: Path) -> RawCohort:
     return RawCohort(tables, protocol_text, str(folder), digest.hexdigest(), notes)
 
 
+def _filter_frame(
+    frame: pd.DataFrame, name: str, clinics: Sequence[str], patient_ids: pa.Array | None
+) -> pd.DataFrame:
+    """Keep the rows of the selected clinics (original row numbers are kept)."""
+    if name == "patients" and "clinic_id" in frame.columns:
+        return frame[frame["clinic_id"].isin(list(clinics))]
+    if patient_ids is not None and "patient_id" in frame.columns:
+        return frame[frame["patient_id"].isin(patient_ids.to_pylist())]
+    return frame
+
+
 def _update_digest(digest: hashlib._Hash, file: Path) -> None:
     digest.update(file.name.encode())
     with file.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
-
-
-def _read_header(file: Path, table: str) -> list[str]:
-    with file.open(newline="", encoding="utf-8-sig") as fh:
-        try:
-            header = next(csv.reader(fh), None)
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise _file_error(table, file, f"the header cannot be read ({exc})") from exc
-    if not header or all(not h.strip() for h in header):
-        raise _file_error(table, file, "the file is empty or has no header row")
-    duplicated = sorted({h for h in header if header.count(h) > 1})
-    if duplicated:
-        raise _file_error(table, file, f"duplicated column names: {', '.join(duplicated)}")
-    return header
-
-
-def _file_error(table: str, file: Path, message: str) -> CohortError:
-    return CohortError(
-        [
-            Problem(
-                table,
-                None,
-                f"{file.name}: {message}",
-                "save the table as UTF-8 CSV with one header row and comma separators",
-            )
-        ],
-        source=str(file),
-    )
-
-
-def _read_csv(file: Path, table: str) -> pd.DataFrame:
-    """Read a CSV table.
-
-    The fast path lets Arrow parse the contract's numeric columns; when any
-    cell does not parse, the table is read again as text so that validation
-    can point at the exact rows.  Only the empty cell counts as missing:
-    ``NA``, ``null`` and the like stay text and are reported, not guessed.
-    """
-    header = _read_header(file, table)
-    kinds = {c.name: c.kind for c in TABLES[table]}
-    numeric = {
-        name: _NUMERIC_KINDS[kinds[name]] for name in header if kinds.get(name) in _NUMERIC_KINDS
-    }
-    try:
-        return _arrow_csv(file, header, numeric)
-    except pa.ArrowInvalid:
-        pass
-    try:
-        return _arrow_csv(file, header, {})
-    except pa.ArrowInvalid as exc:
-        raise _file_error(table, file, f"the file cannot be parsed: {exc}") from exc
-
-
-def _arrow_csv(file: Path, header: list[str], numeric: Mapping[str, pa.DataType]) -> pd.DataFrame:
-    types = {name: numeric.get(name, pa.dictionary(pa.int32(), pa.string())) for name in header}
-    arrow = pacsv.read_csv(
-        file,
-        read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, encoding="utf8"),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types=types,
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
-    )
-    return pd.DataFrame({name: _to_pandas(arrow.column(name)) for name in header})
-
-
-def _to_pandas(column: pa.ChunkedArray) -> pd.Series:
-    """Dictionary text becomes plain object strings (shared, so cheap); null stays None."""
-    if pa.types.is_dictionary(column.type):
-        cat = column.to_pandas()
-        values = np.asarray(cat.cat.categories, dtype=object)
-        codes = cat.cat.codes.to_numpy()
-        out = np.empty(len(codes), dtype=object)
-        has = codes >= 0
-        out[has] = values[codes[has]]
-        out[~has] = None
-        return pd.Series(out)
-    return column.to_pandas()
-
-
-def _read_parquet(file: Path) -> pd.DataFrame:
-    frame = pd.read_parquet(file)
-    frame = frame.reset_index(drop=True)
-    for name in frame.columns:
-        if isinstance(frame[name].dtype, pd.CategoricalDtype):
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
-    return frame
-
-
-def _read_duckdb(path: Path) -> RawCohort:
-    import duckdb
-
-    digest = hashlib.sha256()
-    _update_digest(digest, path)
-    tables: dict[str, pd.DataFrame] = {}
-    protocol_text = None
-    with duckdb.connect(str(path), read_only=True) as con:
-        present = {
-            row[0]
-            for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-        }
-        for name in TABLE_ORDER:
-            if name in present:
-                tables[name] = con.execute(f'SELECT * FROM "{name}"').df()
-        if _DUCKDB_PROTOCOL_TABLE in present:
-            row = con.execute(f"SELECT yaml FROM {_DUCKDB_PROTOCOL_TABLE}").fetchone()
-            protocol_text = row[0] if row else None
-    return RawCohort(tables, protocol_text, str(path), digest.hexdigest(), [])
 
 
 def write_tables(
@@ -319,40 +249,5 @@ def write_tables(
             staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
-
-
-def write_duckdb(
-    tables: Mapping[str, pd.DataFrame],
-    db_path: str | os.PathLike[str],
-    *,
-    protocol_text: str | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Write cohort tables into a DuckDB file atomically (temporary file, then rename)."""
-    import duckdb
-
-    target = Path(db_path)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; pass overwrite=True (CLI: --force) to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".duckdb", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()
-    try:
-        with duckdb.connect(str(tmp)) as con:
-            for name, frame in tables.items():
-                con.register("_frame", frame)
-                con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _frame')
-                con.unregister("_frame")
-            if protocol_text is not None:
-                con.execute(f"CREATE TABLE {_DUCKDB_PROTOCOL_TABLE} (yaml VARCHAR)")
-                con.execute(f"INSERT INTO {_DUCKDB_PROTOCOL_TABLE} VALUES (?)", [protocol_text])
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        Path(str(tmp) + ".wal").unlink(missing_ok=True)
         raise
     return target
