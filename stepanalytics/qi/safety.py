@@ -1,0 +1,260 @@
+"""Safety: flare-ups, red flags, pauses and adverse events per 100 patient-weeks.
+
+Rates are events divided by time in care, so clinics with longer stays are
+not penalised for seeing their patients longer.  Each rate comes with an
+exact (Garwood) interval and, across clinics within a phase, U-chart limits
+``u ± 3 sqrt(u / exposure)`` around the pooled rate: a clinic above its
+upper limit has more events than chance explains.
+
+Event kinds: every ``event`` of the events table that is a safety matter
+(``flare_up``, ``red_flag``, ``safety_pause``, ``adverse_event``), PHQ-9
+item 9 answers above 0 found while scoring (``phq9_item9``), and phase
+stays that ended in a pause (``paused``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from stepanalytics.derive import assign_phase
+from stepanalytics.errors import UsageError
+from stepanalytics.qi.intervals import poisson_rate_interval
+from stepanalytics.qi.suppression import DEFAULT_THRESHOLD, ProtectedFrame, protect_frame
+from stepanalytics.results import AnalysisResult
+
+SAFETY_EVENTS = ("flare_up", "red_flag", "phq9_item9", "safety_pause", "adverse_event", "paused")
+#: Mean days per month, used to place days since enrolment in calendar months.
+DAYS_PER_MONTH = 365.25 / 12.0
+
+
+@dataclass(frozen=True)
+class SafetyRates(AnalysisResult):
+    """Safety event rates, one row per group and event kind (counts only).
+
+    Columns: grouping columns, ``event``, ``events``, ``patient_weeks``,
+    ``rate`` (per ``per`` patient-weeks), ``ci_lower``, ``ci_upper``,
+    ``centre`` (pooled rate of the phase and event), ``lcl``, ``ucl``
+    (3-sigma U-chart limits) and ``signal`` (``above`` / ``below`` / ``""``).
+    """
+
+    per: float = 100.0
+
+    def committee_table(self, *, threshold: int = DEFAULT_THRESHOLD) -> ProtectedFrame:
+        """Rates with small event counts hidden (the rate and interval with them)."""
+        derived = {c: ["events"] for c in ("rate", "ci_lower", "ci_upper", "signal")}
+        return protect_frame(self.table, counts=["events"], derived=derived, threshold=threshold)
+
+
+def safety_events(cohort: Any) -> pd.DataFrame:
+    """Every safety event with patient, day, clinic and phase (patient-level)."""
+    parts = []
+    events = cohort.events
+    if not events.empty:
+        chosen = events[events["event"].isin(SAFETY_EVENTS)]
+        parts.append(chosen[["patient_id", "day", "event"]])
+    flags = getattr(cohort, "red_flags", pd.DataFrame())
+    if not flags.empty:
+        item9 = flags[(flags["instrument"] == "phq9") & (flags["item"] == 9) & (flags["value"] > 0)]
+        parts.append(item9[["patient_id", "day"]].assign(event="phq9_item9"))
+    stays = cohort.phases
+    paused = stays[stays["exit_reason"] == "paused"]
+    parts.append(
+        pd.DataFrame(
+            {"patient_id": paused["patient_id"], "day": paused["end_day"].astype("int64")}
+        ).assign(event="paused", _phase=paused["phase"].to_numpy())
+    )
+    out = pd.concat(parts, ignore_index=True)
+    out = out.merge(cohort.patients[["patient_id", "clinic_id"]], on="patient_id", how="left")
+    placed = assign_phase(out.drop(columns="_phase"), stays)
+    # A pause ends its own stay; on that day the next stay may already start.
+    placed["phase"] = placed["phase"].where(out["_phase"].isna(), out["_phase"]).astype("Int64")
+    return placed[["patient_id", "clinic_id", "day", "event", "phase"]]
+
+
+def stay_exposure(cohort: Any) -> pd.DataFrame:
+    """Days in care of every phase stay (end day, or last contact while ongoing)."""
+    stays = cohort.phases.merge(
+        cohort.patients[["patient_id", "clinic_id", "last_contact_day"]], on="patient_id"
+    )
+    end = stays["end_day"].astype("Float64").fillna(stays["last_contact_day"].astype(float))
+    stays["days"] = (end - stays["start_day"]).astype(float)
+    stays["end"] = end.astype(float)
+    return stays
+
+
+def safety_rates(
+    cohort: Any,
+    *,
+    by: Sequence[str] = ("clinic_id", "phase"),
+    events: Sequence[str] = SAFETY_EVENTS,
+    per: float = 100.0,
+    level: float = 0.95,
+) -> SafetyRates:
+    """Safety events per ``per`` patient-weeks by clinic and phase, with U-chart limits.
+
+    Parameters
+    ----------
+    cohort : Cohort
+    by : sequence of str, keyword-only
+        Any of ``clinic_id`` and ``phase``.  Limits compare the groups of the
+        first column within each level of the others.
+    events : sequence of str
+        Event kinds (default all of :data:`SAFETY_EVENTS`).
+    per : float
+        Rate unit in patient-weeks (default 100).
+    level : float
+        Coverage of the exact intervals.
+
+    Returns
+    -------
+    SafetyRates
+
+    Notes
+    -----
+    Events after the last day in care (follow-up visits) have no exposure
+    and are left out; their number is given in ``warnings``.  R: the
+    intervals agree with ``poisson.test(x, T)$conf.int``; the limits are
+    those of ``qicharts2::qic(chart = "u")`` with clinics on the x axis.
+
+    Examples
+    --------
+    >>> from stepanalytics.synth import synthesize_cohort
+    >>> c = synthesize_cohort(n_patients=100, n_clinics=2, seed=1)
+    >>> res = safety_rates(c, by=("phase",), events=["flare_up"])
+    >>> list(res.table["phase"])
+    [1, 2, 3, 4]
+    """
+    unknown = [e for e in events if e not in SAFETY_EVENTS]
+    if unknown:
+        raise UsageError(f"Unknown safety event(s) {unknown}; use {SAFETY_EVENTS}.")
+    keys = list(by)
+    if not keys or any(k not in ("clinic_id", "phase") for k in keys):
+        raise UsageError("by must name clinic_id and/or phase.")
+    stays = stay_exposure(cohort)
+    exposure = stays.groupby(keys)["days"].sum() / 7.0
+    found = safety_events(cohort)
+    found = found[found["event"].isin(list(events))]
+    last_day = stays.groupby("patient_id")["end"].max()
+    in_care = found["day"].to_numpy(dtype=float) <= found["patient_id"].map(last_day).to_numpy(
+        dtype=float
+    )
+    warnings = []
+    if (~in_care).any():
+        warnings.append(
+            f"{int((~in_care).sum())} events after the last day in care (no exposure) are not "
+            "counted."
+        )
+    found = found[in_care]
+    levels = [exposure.index.get_level_values(k).unique() for k in keys]
+    grid = pd.MultiIndex.from_product([*levels, list(events)], names=[*keys, "event"])
+    counts = found.groupby([*keys, "event"]).size().reindex(grid, fill_value=0)
+    table = counts.rename("events").reset_index()
+    table = table.merge(exposure.rename("patient_weeks").reset_index(), on=keys, how="inner")
+    lower, upper = poisson_rate_interval(table["events"], table["patient_weeks"], level=level)
+    table["rate"] = per * table["events"] / table["patient_weeks"]
+    table["ci_lower"], table["ci_upper"] = per * lower, per * upper
+    peers = [*keys[1:], "event"]
+    pooled = table.groupby(peers)[["events", "patient_weeks"]].transform("sum")
+    centre = pooled["events"] / pooled["patient_weeks"]
+    spread = 3.0 * np.sqrt(centre / table["patient_weeks"])
+    table["centre"] = per * centre
+    table["lcl"] = per * np.maximum(centre - spread, 0.0)
+    table["ucl"] = per * (centre + spread)
+    table["signal"] = np.where(
+        table["rate"] > table["ucl"], "above", np.where(table["rate"] < table["lcl"], "below", "")
+    )
+    return SafetyRates(
+        table=table.sort_values([*keys, "event"], kind="stable").reset_index(drop=True),
+        warnings=tuple(warnings),
+        title=f"Safety events per {per:g} patient-weeks",
+        per=per,
+    )
+
+
+def calendar_month(enrolled_month: pd.Series, day: npt.ArrayLike) -> pd.Series:
+    """Approximate calendar month ``YYYY-MM`` of a day since enrolment.
+
+    Only the enrolment month is known, so enrolment is placed mid-month and
+    months are 30.44 days long; a day is off by at most half a month.
+
+    Examples
+    --------
+    >>> calendar_month(pd.Series(["2025-11", "2025-11"]), [10, 20]).tolist()
+    ['2025-11', '2025-12']
+    """
+    months = enrolled_month.astype(str)
+    index = months.str.slice(0, 4).astype(int) * 12 + months.str.slice(5, 7).astype(int) - 1
+    offset = np.floor((np.asarray(day, dtype=float) + 15.0) / DAYS_PER_MONTH).astype(int)
+    total = index.to_numpy() + offset
+    return pd.Series([f"{t // 12:04d}-{t % 12 + 1:02d}" for t in total], index=enrolled_month.index)
+
+
+def safety_series(
+    cohort: Any,
+    *,
+    event: str,
+    clinic_id: str | None = None,
+    per: float = 100.0,
+) -> pd.DataFrame:
+    """Monthly events and patient-weeks in care, ready for a U chart.
+
+    Parameters
+    ----------
+    cohort : Cohort
+    event : str, keyword-only
+        One of :data:`SAFETY_EVENTS`.
+    clinic_id : str, optional
+        Restrict to one clinic.
+    per : float
+        Unit of the ``rate`` column.
+
+    Returns
+    -------
+    DataFrame
+        ``month``, ``events``, ``patient_weeks``, ``rate``; pass to
+        ``control_chart(chart="u", count="events", denominator="patient_weeks",
+        multiply=100)``.
+
+    Examples
+    --------
+    >>> from stepanalytics.synth import synthesize_cohort
+    >>> c = synthesize_cohort(n_patients=100, n_clinics=2, seed=1)
+    >>> s = safety_series(c, event="flare_up")
+    >>> list(s.columns)
+    ['month', 'events', 'patient_weeks', 'rate']
+    """
+    if event not in SAFETY_EVENTS:
+        raise UsageError(f"Unknown safety event {event!r}; use one of {SAFETY_EVENTS}.")
+    patients = cohort.patients
+    stays = stay_exposure(cohort)
+    if clinic_id is not None:
+        patients = patients[patients["clinic_id"] == clinic_id]
+        stays = stays[stays["clinic_id"] == clinic_id]
+    last = stays.groupby("patient_id")["end"].max().reindex(patients["patient_id"]).to_numpy()
+    start = patients["enrolled_month"].astype(str)
+    base = start.str.slice(0, 4).astype(int) * 12 + start.str.slice(5, 7).astype(int) - 1
+    n_months = int(np.floor((np.nanmax(last) + 15.0) / DAYS_PER_MONTH)) + 1
+    k = np.arange(n_months)
+    first_day = np.maximum(np.ceil(k * DAYS_PER_MONTH - 15.0), 0.0)
+    last_day = np.ceil((k + 1) * DAYS_PER_MONTH - 15.0) - 1.0
+    days = np.clip(np.minimum(last_day[None, :], last[:, None]) - first_day[None, :] + 1.0, 0, None)
+    month_index = base.to_numpy()[:, None] + k[None, :]
+    exposure = pd.Series(days.ravel() / 7.0).groupby(month_index.ravel()).sum()
+    found = safety_events(cohort)
+    found = found[(found["event"] == event) & found["patient_id"].isin(set(patients["patient_id"]))]
+    found = found.merge(patients[["patient_id", "enrolled_month"]], on="patient_id")
+    found = found[found["day"] <= found["patient_id"].map(stays.groupby("patient_id")["end"].max())]
+    label = calendar_month(found["enrolled_month"], found["day"])
+    counts = label.value_counts()
+    months = [f"{t // 12:04d}-{t % 12 + 1:02d}" for t in exposure.index]
+    out = pd.DataFrame({"month": months, "patient_weeks": exposure.to_numpy()})
+    out = out[out["patient_weeks"] > 0]
+    out["events"] = out["month"].map(counts).fillna(0).astype("int64")
+    out["rate"] = per * out["events"] / out["patient_weeks"]
+    return out[["month", "events", "patient_weeks", "rate"]].reset_index(drop=True)
