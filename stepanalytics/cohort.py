@@ -8,6 +8,7 @@ so holding a Cohort means holding data that met the contract.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -243,7 +244,12 @@ class Cohort:
         return {k: v.reset_index(drop=True) for k, v in tables.items()}
 
 
-def load_cohort(path: str | os.PathLike[str], *, registry: Registry | None = None) -> Cohort:
+def load_cohort(
+    path: str | os.PathLike[str],
+    *,
+    clinics: Sequence[str] | None = None,
+    registry: Registry | None = None,
+) -> Cohort:
     """Read and validate a cohort folder (CSV or Parquet tables) or DuckDB file.
 
     Parameters
@@ -252,6 +258,11 @@ def load_cohort(path: str | os.PathLike[str], *, registry: Registry | None = Non
         A folder holding ``patients``, ``phases``, ``assessments`` and/or
         ``items``, optionally ``events`` (``.csv`` or ``.parquet``) and
         ``protocol.yaml``; or a DuckDB file written by ``stepanalytics ingest``.
+    clinics : sequence of str, optional
+        Load only these clinics' patients and their rows.  DuckDB files and
+        Parquet tables (single files or folders partitioned by clinic) filter
+        while reading, so one clinic of a large registry is cheap to load;
+        validation then covers the rows loaded.
     registry : Registry, optional
         Instrument registry, e.g. ``get_registry(extra="my_instruments.yaml")``
         for instruments of the user's own; the built-in one by default.
@@ -274,7 +285,7 @@ def load_cohort(path: str | os.PathLike[str], *, registry: Registry | None = Non
     >>> load_cohort(folder).n_patients
     50
     """
-    return _build(read_raw_cohort(path), registry)
+    return _build(read_raw_cohort(path, clinics=clinics), registry)
 
 
 def _build(raw: RawCohort, registry: Registry | None = None) -> Cohort:

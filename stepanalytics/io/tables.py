@@ -80,11 +80,30 @@ def read_raw_cohort(
     """
     p = Path(path)
     if p.is_dir():
-        return _read_folder(p, clinics)
-    if p.is_file() and (p.suffix.lower() in _DUCKDB_SUFFIXES or _is_duckdb(p)):
+        raw = _read_folder(p, clinics)
+    elif p.is_file() and (p.suffix.lower() in _DUCKDB_SUFFIXES or _is_duckdb(p)):
         tables, protocol_text = read_duckdb_tables(p, clinics=clinics)
-        return RawCohort(tables, protocol_text, str(p), file_digest(p), _clinic_note(clinics))
-    raise CohortError(
+        raw = RawCohort(tables, protocol_text, str(p), file_digest(p), _clinic_note(clinics))
+    else:
+        raise _not_a_cohort(p)
+    patients = raw.tables.get("patients")
+    if clinics is not None and patients is not None and patients.empty:
+        raise CohortError(
+            [
+                Problem(
+                    "patients",
+                    "clinic_id",
+                    f"no patient belongs to the clinics asked for: {', '.join(clinics)}",
+                    "check the clinic ids (`stepanalytics summary PATH` lists the clinics)",
+                )
+            ],
+            source=str(p),
+        )
+    return raw
+
+
+def _not_a_cohort(p: Path) -> CohortError:
+    return CohortError(
         [
             Problem(
                 "cohort",
