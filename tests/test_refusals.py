@@ -43,7 +43,9 @@ def refusal(folder: Path) -> str:
 
 def add_column(text: str, name: str, values: list[str]) -> str:
     lines = text.strip().split("\n")
-    out = [lines[0] + f",{name}"] + [f"{line},{v}" for line, v in zip(lines[1:], values, strict=False)]
+    out = [lines[0] + f",{name}"] + [
+        f"{line},{v}" for line, v in zip(lines[1:], values, strict=False)
+    ]
     return "\n".join(out) + "\n"
 
 
