@@ -14,7 +14,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,7 +183,11 @@ def _read_folder(folder: Path, clinics: Sequence[str] | None) -> RawCohort:
     if protocol_path.exists():
         _update_digest(digest, protocol_path)
         protocol_text = protocol_path.read_text(encoding="utf-8-sig")
-    known = {f"{n}.{ext}" for n in TABLE_ORDER for ext in ("csv", "parquet")} | {PROTOCOL_FILE}
+    # import_report.csv is written beside the tables by `stepanalytics import`.
+    known = {f"{n}.{ext}" for n in TABLE_ORDER for ext in ("csv", "parquet")} | {
+        PROTOCOL_FILE,
+        "import_report.csv",
+    }
     ignored = sorted(
         f.name for f in folder.iterdir() if f.suffix in (".csv", ".parquet") and f.name not in known
     )
@@ -220,6 +224,7 @@ def write_tables(
     protocol_text: str | None = None,
     extra_files: Mapping[str, str] | None = None,
     overwrite: bool = False,
+    verify: Callable[[Path], object] | None = None,
 ) -> Path:
     """Write cohort tables into ``folder`` atomically.
 
@@ -240,6 +245,10 @@ def write_tables(
         Further text files to write (e.g. ``truth.json``).
     overwrite : bool
         Replace an existing folder.
+    verify : callable, optional
+        Called with the staging folder once every file is written and before
+        it replaces the target (e.g. :func:`stepanalytics.load_cohort`); an
+        exception it raises leaves the target as it was.
     """
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"fmt must be 'csv' or 'parquet', not {fmt!r}")
@@ -258,6 +267,8 @@ def write_tables(
             (staging / PROTOCOL_FILE).write_text(protocol_text, encoding="utf-8")
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text, encoding="utf-8")
+        if verify is not None:
+            verify(staging)
         if target.exists():
             backup = target.with_name(f".{target.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
