@@ -1,0 +1,130 @@
+"""Variance components and the fit problems worth telling people about, in plain words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from stepanalytics.trajectories import likelihood as lik
+from stepanalytics.trajectories.engines import EngineFit, MixedProblem
+from stepanalytics.trajectories.satterthwaite import SatterthwaiteState
+
+#: lme4's isSingular() tolerance: a diagonal element of the relative factor below it.
+SINGULAR_TOL = 1e-4
+#: Attempts whose log-likelihood falls short of the best by more than this "disagree".
+DISAGREEMENT = 0.01
+
+
+def random_covariance(fit: EngineFit, q: int) -> np.ndarray:
+    """Covariance matrix of the patient random effects, sigma^2 Lambda Lambda'."""
+    lam = lik.theta_to_lambda(np.asarray(fit.theta[: q * (q + 1) // 2]), q)
+    return float(fit.sigma) ** 2 * (lam @ lam.T)
+
+
+def variance_components_frame(fit: EngineFit, problem: MixedProblem, groups: str) -> pd.DataFrame:
+    """SDs of the random effects, their correlations, and the residual SD.
+
+    Notes
+    -----
+    R equivalent: ``as.data.frame(VarCorr(fit))`` (column ``sdcor``).
+    """
+    q = problem.n_random
+    cov = random_covariance(fit, q)
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    rows = [
+        {"group": groups, "term": name, "kind": "sd", "estimate": sd[i]}
+        for i, name in enumerate(problem.random_names)
+    ]
+    for j in range(q):
+        for i in range(j + 1, q):
+            denominator = sd[i] * sd[j]
+            corr = cov[i, j] / denominator if denominator > 0 else np.nan
+            rows.append(
+                {
+                    "group": groups,
+                    "term": f"{problem.random_names[j]}, {problem.random_names[i]}",
+                    "kind": "corr",
+                    "estimate": corr,
+                }
+            )
+    rows.append({"group": "Residual", "term": "", "kind": "sd", "estimate": float(fit.sigma)})
+    return pd.DataFrame(rows, columns=["group", "term", "kind", "estimate"])
+
+
+def singular_warning(fit: EngineFit, problem: MixedProblem) -> str | None:
+    """A plain-language warning when the random-effects covariance is singular."""
+    q = problem.n_random
+    lam = lik.theta_to_lambda(np.asarray(fit.theta[: q * (q + 1) // 2]), q)
+    diag = np.abs(np.diag(lam))
+    if not np.any(diag < SINGULAR_TOL):
+        return None
+    cov = random_covariance(fit, q)
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    tiny = SINGULAR_TOL * fit.sigma
+    flat = [n for n, s in zip(problem.random_names, sd, strict=True) if s < tiny]
+    if flat:
+        detail = f"the patients hardly differ in {', '.join(flat)} (the SD is estimated at zero)"
+    else:
+        detail = "two random effects are estimated as perfectly correlated (+1 or -1)"
+    return (
+        f"The fit is singular: {detail}. The data do not support this many random effects; "
+        "the fixed effects are still usable, but consider a simpler random-effects part "
+        "(re_formula='1' for a random intercept only)."
+    )
+
+
+def hessian_warnings(state: SatterthwaiteState, *, singular: bool = False) -> list[str]:
+    """Warnings from the curvature of the deviance at the optimum (as lmerTest gives them).
+
+    At a singular optimum the curvature is not informative (the optimum sits on
+    a bound, not at a peak), so one sentence about the df replaces the warnings.
+    """
+    out = []
+    negative = state.n_negative_eigenvalues
+    zero = state.n_zero_eigenvalues
+    if singular:
+        if negative or zero:
+            out.append(
+                "Because the fit is singular, the Satterthwaite degrees of freedom are "
+                "approximate (the likelihood has no curvature to use in every direction)."
+            )
+        return out
+    if negative:
+        out.append(
+            f"The log-likelihood curves upwards in {negative} direction(s) at the reported "
+            "optimum (the Hessian of the variance parameters is not positive definite), so "
+            "the optimizers may not have found a maximum. Treat the estimates with caution "
+            "and try a simpler random-effects part."
+        )
+    if zero:
+        out.append(
+            f"The log-likelihood is flat in {zero} direction(s) of the variance parameters "
+            "(a Hessian eigenvalue is zero): some variance components are not identified by "
+            "these data; their standard errors and the Satterthwaite df lean on the rest."
+        )
+    return out
+
+
+def convergence_messages(fit: EngineFit) -> tuple[list[str], list[str]]:
+    """(notes, warnings) about how the optimizers fared."""
+    notes: list[str] = []
+    warnings: list[str] = []
+    attempts = fit.attempts
+    if not fit.converged:
+        warnings.append(
+            "No optimizer reported convergence; the estimates may not be the maximum "
+            "likelihood estimates. Simplify the model or check the data for extreme values."
+        )
+    if attempts.empty or "loglik" not in attempts:
+        return notes, warnings
+    independent = attempts[attempts["start"] == "default"]
+    best = float(np.nanmax(attempts["loglik"]))
+    behind = independent[independent["loglik"] < best - DISAGREEMENT]
+    if len(behind):
+        chosen = attempts.loc[attempts["chosen"], "optimizer"].iat[0]
+        details = ", ".join(f"{r.optimizer} stopped at {r.loglik:.2f}" for r in behind.itertuples())
+        notes.append(
+            f"The optimizers did not all reach the same optimum ({details}; best "
+            f"{best:.2f} via {chosen}). The highest log-likelihood was kept; see `attempts`."
+        )
+    return notes, warnings
