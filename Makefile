@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/stepanalytics synth $(DEMO) --patients 300 --clinics 6 --seed 2026 --force
 	$(BIN)/stepanalytics validate $(DEMO)
 	$(BIN)/stepanalytics summary $(DEMO)
+	$(BIN)/stepanalytics report qi --data $(DEMO) --out reports
 
 lint: $(STAMP)
 	$(BIN)/ruff check stepanalytics tests benchmarks

@@ -1,0 +1,223 @@
+"""Peer results: what every clinic's report compares against, computed once.
+
+A clinic is judged among its peers on risk-adjusted outcomes: one case-mix
+model per outcome fitted on all clinics, observed / expected per clinic,
+funnel limits with overdispersion, and empirical-Bayes shrunken estimates.
+These do not depend on which clinic a report is about, so a batch computes
+them once (:func:`compute_peer_results`), writes them to
+``out_dir/_shared/`` (:func:`write_shared`), and every notebook reads them
+(:func:`read_shared`) instead of refitting.
+
+The artefact holds clinic-level tables only: the patient-level frames and
+fitted models (which keep the patient rows) are dropped before writing, so
+the reports folder never holds a patient id.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from stepanalytics.errors import AnalysisError, UsageError
+from stepanalytics.reports.context import OUTCOME_INSTRUMENTS
+from stepanalytics.reports.inputs import ReportError
+from stepanalytics.reports.period import ReportPeriod
+
+if TYPE_CHECKING:
+    from stepanalytics.cohort import Cohort
+
+#: Indicators compared per outcome (see :func:`stepanalytics.qi.benchmark.benchmark_outcome`).
+PEER_INDICATORS = ("responder",)
+#: The outcome is change from baseline to the score closest to this day (12 weeks).
+OUTCOME_DAY = 84
+_FORMAT_VERSION = 1
+INDICATOR_LABELS = {
+    "responder": "reached the minimal important change",
+    "deteriorated": "reliably deteriorated",
+    "recovered": "recovered (reliable change into the normal range)",
+    "change": "mean change",
+    "improvement": "mean improvement",
+}
+
+
+@dataclass(frozen=True)
+class OutcomeComparison:
+    """One indicator of one outcome compared among clinics.
+
+    Attributes
+    ----------
+    instrument, indicator : str
+        Instrument code and indicator (``responder``, ...).
+    label : str
+        What is compared, for people.
+    result : ClinicComparison or None
+        From :func:`stepanalytics.qi.benchmark.benchmark_outcome`, with the
+        fitted model and the patient rows removed.
+    problem : str or None
+        Why the comparison could not be made, in plain words.
+    """
+
+    instrument: str
+    indicator: str
+    label: str
+    result: Any = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class PeerResults:
+    """Everything a report compares a clinic against; clinic-level, no patient ids."""
+
+    cohort_fingerprint: str
+    period: str | None
+    outcome_day: int
+    comparisons: tuple[OutcomeComparison, ...] = ()
+    created_utc: str = ""
+    format_version: int = _FORMAT_VERSION
+
+    def comparison(self, instrument: str, indicator: str = "responder") -> OutcomeComparison | None:
+        """The comparison of one instrument and indicator, or None."""
+        return next(
+            (
+                c
+                for c in self.comparisons
+                if c.instrument == instrument and c.indicator == indicator
+            ),
+            None,
+        )
+
+
+def compute_peer_results(
+    cohort: Cohort,
+    *,
+    period: ReportPeriod | None = None,
+    instruments: Sequence[str] = (),
+    indicators: Sequence[str] = PEER_INDICATORS,
+    outcome_day: int = OUTCOME_DAY,
+) -> PeerResults:
+    """Risk-adjusted comparison of every clinic on each outcome, done once.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        Every clinic's patients in the period (peers are needed).
+    period : ReportPeriod, optional
+        Recorded so that a report can refuse results of another period.
+    instruments : sequence of str
+        Outcomes to compare; default those of :data:`OUTCOME_INSTRUMENTS` present.
+    indicators : sequence of str
+        Indicators per outcome (default: reaching the MCID).
+    outcome_day : int
+        Follow-up day of the outcome score (the closest score within the
+        window of :func:`~stepanalytics.instruments.measure_change`).
+
+    Returns
+    -------
+    PeerResults
+
+    Notes
+    -----
+    Each comparison is :func:`stepanalytics.qi.benchmark.benchmark_outcome`:
+    a case-mix model fitted on all clinics (indirect standardisation),
+    funnel limits after Spiegelhalter (2005) with additive overdispersion,
+    and empirical-Bayes shrunken estimates.  A comparison that cannot be
+    made (too few clinics or events) is kept with its reason.
+    """
+    present = set(cohort.instruments)
+    codes = [c for c in (instruments or OUTCOME_INSTRUMENTS) if c in present]
+    comparisons = [
+        _compare(cohort, code, indicator, outcome_day) for code in codes for indicator in indicators
+    ]
+    return PeerResults(
+        cohort_fingerprint=cohort.fingerprint,
+        period=period.label if period else None,
+        outcome_day=outcome_day,
+        comparisons=tuple(comparisons),
+        created_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def _compare(cohort: Cohort, code: str, indicator: str, outcome_day: int) -> OutcomeComparison:
+    from stepanalytics.qi.benchmark import benchmark_outcome
+
+    weeks = outcome_day / 7
+    label = f"{code}: {INDICATOR_LABELS.get(indicator, indicator)} at about {weeks:.0f} weeks"
+    try:
+        result = benchmark_outcome(
+            cohort,
+            instrument=code,
+            indicator=indicator,  # type: ignore[arg-type]
+            follow_up=outcome_day,
+        )
+    except (AnalysisError, UsageError) as err:
+        return OutcomeComparison(code, indicator, label, problem=str(err))
+    return OutcomeComparison(code, indicator, label, _without_patients(result))
+
+
+def _without_patients(result: Any) -> Any:
+    """Drop fitted models and patient rows: they carry patient ids."""
+    adjustment = result.adjustment
+    if adjustment is not None:
+        adjustment = replace(adjustment, patients=pd.DataFrame(), model=None)
+    funnel = None if result.funnel is None else replace(result.funnel, model=None)
+    shrinkage = None if result.shrinkage is None else replace(result.shrinkage, model=None)
+    return replace(result, model=None, adjustment=adjustment, funnel=funnel, shrinkage=shrinkage)
+
+
+def shared_file(folder: Path, period: ReportPeriod | None) -> Path:
+    """Where the peer results of a period are written."""
+    return folder / f"peers_{period.label if period else 'all-periods'}.pkl"
+
+
+def write_shared(peers: PeerResults, folder: str | Path) -> Path:
+    """Write peer results atomically (temporary sibling, then rename).
+
+    Returns
+    -------
+    Path
+        The file written, to pass to notebooks as their ``shared`` parameter.
+    """
+    from stepanalytics.reports.period import parse_period
+    from stepanalytics.reports.render import temporary_sibling
+
+    target_dir = Path(folder)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = shared_file(target_dir, parse_period(peers.period))
+    temporary = temporary_sibling(target)
+    with temporary.open("wb") as handle:
+        pickle.dump(peers, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(temporary, target)
+    return target
+
+
+def read_shared(path: str | Path, *, cohort: Cohort, period: ReportPeriod | None) -> PeerResults:
+    """Read peer results and check they belong to this cohort and period.
+
+    Raises
+    ------
+    ReportError
+        When the file is missing, unreadable, or made from other data or
+        another period (a stale artefact must not be reported silently).
+    """
+    file = Path(path)
+    try:
+        with file.open("rb") as handle:
+            peers = pickle.load(handle)  # our own artefact, written by write_shared
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as err:
+        raise ReportError(f"The shared peer results at {file} cannot be read: {err}") from None
+    if not isinstance(peers, PeerResults) or peers.format_version != _FORMAT_VERSION:
+        raise ReportError(f"{file} is not a peer-results file of this stepanalytics version.")
+    label = period.label if period else None
+    if peers.cohort_fingerprint != cohort.fingerprint or peers.period != label:
+        raise ReportError(
+            f"The shared peer results at {file} were computed from other data or another "
+            f"period (period {peers.period!r}, this report {label!r}). Run the batch again."
+        )
+    return peers
