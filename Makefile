@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,pdf]'
+	$(BIN)/python -m pip install --quiet -e '.[test,pdf,dask]'
 	touch $(STAMP)
 
 install: $(STAMP)
