@@ -1,6 +1,11 @@
 """Generation, loading and validation of a large synthetic cohort.
 
-Usage: python benchmarks/bench_cohort.py [--patients 100000]
+Times: generating the tables; writing Parquet and CSV; loading + validating
+(+ scoring items) from each format and from DuckDB; deriving the
+measurement view; loading one clinic only from DuckDB and from a Parquet
+folder partitioned by clinic.
+
+Usage: python benchmarks/bench_cohort.py [--patients 100000] [--clinics 60] [--skip-csv]
 """
 
 from __future__ import annotations
@@ -8,15 +13,16 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from _measure import measured, process_peak_rss_mib
 
 from stepanalytics import load_cohort
-from stepanalytics.io.tables import write_tables
+from stepanalytics.io import write_duckdb, write_tables
 from stepanalytics.synth import SynthConfig, synthesize_tables
 from stepanalytics.synth.generate import SYNTH_PROTOCOL_YAML
 
@@ -25,27 +31,50 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--clinics", type=int, default=60)
+    parser.add_argument("--skip-csv", action="store_true")
     args = parser.parse_args()
     print(f"== cohort: {args.patients:,} patients, {args.clinics} clinics")
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
+        root = Path(tmp)
         with measured("generate tables (in memory)"):
-            tables, _ = synthesize_tables(
-                SynthConfig(n_patients=args.patients, n_clinics=args.clinics, seed=1)
-            )
-        sizes = ", ".join(f"{k} {len(v):,}" for k, v in tables.items())
-        print(f"   rows: {sizes}")
-        for fmt in ("parquet", "csv"):
-            folder = Path(tmp) / fmt
+            config = SynthConfig(n_patients=args.patients, n_clinics=args.clinics, seed=1)
+            tables, _ = synthesize_tables(config)
+        print("   rows: " + ", ".join(f"{k} {len(v):,}" for k, v in tables.items()))
+        formats = ["parquet"] if args.skip_csv else ["parquet", "csv"]
+        for fmt in formats:
             with measured(f"write {fmt}"):
-                write_tables(tables, folder, fmt=fmt, protocol_text=SYNTH_PROTOCOL_YAML)
-            print(f"   generate + write {fmt}: {time.perf_counter() - t0:.1f} s")
+                write_tables(tables, root / fmt, fmt=fmt, protocol_text=SYNTH_PROTOCOL_YAML)
+        for fmt in formats:
             with measured(f"load + validate + score items ({fmt})"):
-                cohort = load_cohort(folder)
-            with measured("derive measurements (phase, baseline)"):
-                _ = cohort.measurements
-            t0 = time.perf_counter()
+                cohort = load_cohort(root / fmt)
+        with measured("derive measurements (phase, baseline)"):
+            _ = cohort.measurements
+        with measured("write DuckDB (ingest)"):
+            db = write_duckdb(
+                cohort.to_tables(), root / "c.duckdb", protocol_text=SYNTH_PROTOCOL_YAML
+            )
+        with measured("load + validate + score items (DuckDB)"):
+            load_cohort(db)
+        clinic = cohort.clinics[len(cohort.clinics) // 2]
+        n_clinic = int((cohort.patients["clinic_id"] == clinic).sum())
+        with measured(f"load one clinic ({n_clinic:,} patients) from DuckDB"):
+            load_cohort(db, clinics=[clinic])
+        partitioned = _partition_by_clinic(cohort, root / "partitioned")
+        with measured("load one clinic from Parquet partitioned by clinic"):
+            load_cohort(partitioned, clinics=[clinic])
     print(f"peak RSS of the process: {process_peak_rss_mib():,.0f} MiB")
+
+
+def _partition_by_clinic(cohort, folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "protocol.yaml").write_text(SYNTH_PROTOCOL_YAML)
+    clinic_of = cohort.patients.set_index("patient_id")["clinic_id"]
+    for name, frame in cohort.to_tables().items():
+        if "clinic_id" not in frame.columns:
+            frame = frame.assign(clinic_id=frame["patient_id"].map(clinic_of))
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_to_dataset(table, folder / name, partition_cols=["clinic_id"])
+    return folder
 
 
 if __name__ == "__main__":
