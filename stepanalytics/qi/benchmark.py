@@ -62,22 +62,11 @@ class ClinicComparison(AnalysisResult):
         """The table as a committee may see it: small cells and their echoes hidden."""
         t = self.table
         counts = ["n", "observed"] if self.kind == "binary" else ["n"]
-        exact = [
-            c
-            for c in (
-                "observed",
-                "oe_ratio",
-                "risk_adjusted",
-                "crude",
-                "estimate",
-                "z",
-                "z_adjusted",
-                "shrunken",
-                "shrunken_lower",
-                "shrunken_upper",
-            )
-            if c in t.columns and c not in counts
-        ]
+        # Everything but the clinic id and the overall target depends on the
+        # clinic's counts: the standard error and the funnel limits give n
+        # back (SE = sqrt(p(1 - p) / n)), so they are hidden with the counts.
+        keep_open = {self.unit, "clinic_id", "target"}
+        exact = [c for c in t.columns if c not in keep_open and c not in counts]
         derived = {c: counts for c in exact}
         parts = [("observed", "n")] if self.kind == "binary" else []
         return protect_frame(t, counts=counts, derived=derived, parts=parts, threshold=threshold)
