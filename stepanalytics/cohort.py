@@ -306,7 +306,7 @@ def _build(raw: RawCohort, registry: Registry | None = None) -> Cohort:
     if not items.empty:
         from stepanalytics.instruments import score_items
 
-        scored = score_items(items, registry=registry)
+        scored = score_items(items, registry=registry, checked=True)
         scoring, red_flags = scored.report, scored.red_flags
         from_items = scored.assessments[["patient_id", "day", "instrument", "score"]].copy()
         from_items["source"] = "items"

@@ -106,7 +106,7 @@ def parse_column(
 def _is_missing(raw: pd.Series) -> np.ndarray:
     missing = raw.isna().to_numpy()
     if raw.dtype == object:
-        missing = missing | (raw.astype(str).to_numpy() == "")
+        missing = missing | (raw.to_numpy() == "")
     return missing
 
 
@@ -136,6 +136,8 @@ def _parse_string(raw: pd.Series, missing: np.ndarray, spec: ColumnSpec) -> Pars
     if raw.dtype != object and not pd.api.types.is_string_dtype(raw.dtype):
         bad = ~missing
         return raw.astype(object), bad, "text or whole-number ids"
+    if not missing.any():
+        return raw, bad, "text"
     values = raw.astype(object).where(~missing, None)
     return values, bad, "text"
 

@@ -26,6 +26,7 @@ from stepanalytics.contract import (
 )
 from stepanalytics.errors import CohortError, Problem
 from stepanalytics.io.tables import RawCohort
+from stepanalytics.keys import duplicated_keys
 
 if TYPE_CHECKING:
     from stepanalytics.instruments import Registry
@@ -121,8 +122,11 @@ def validate_tables(raw: RawCohort, *, registry: Registry | None = None) -> Vali
             broken, "phases", ("phase", "start_day", "end_day", "exit_reason")
         ):
             problems.extend(check_phases(typed["phases"], lookup, protocols))
+    # Duplicate items are reported by the instrument checks, with the item named.
     for name, key in UNIQUE_KEYS.items():
-        if name != "patients" and name in typed and not _has_broken(broken, name, key):
+        if name in ("patients", "items"):
+            continue
+        if name in typed and not _has_broken(broken, name, key):
             problems.extend(check_unique(name, typed[name], key))
     problems.extend(_check_instruments(typed, broken, registry))
 
@@ -139,7 +143,7 @@ def check_unique(table: str, frame: pd.DataFrame, key: tuple[str, ...]) -> list[
     """Rows that repeat a key that must be unique (every copy is listed)."""
     if any(k not in frame.columns for k in key):
         return []
-    dup = frame.duplicated(list(key), keep=False).to_numpy()
+    dup = duplicated_keys(frame, key)
     label = ", ".join(key)
     found = Problem.from_mask(
         table,

@@ -13,6 +13,7 @@ import pandas as pd
 
 from stepanalytics.errors import Problem, only_problems
 from stepanalytics.instruments.registry import Registry, get_registry
+from stepanalytics.keys import duplicated_keys
 
 ITEM_KEYS = ["patient_id", "day", "instrument", "item"]
 
@@ -169,13 +170,13 @@ def check_item_values(items: pd.DataFrame, registry: Registry | None = None) -> 
     if len(keys) == len(ITEM_KEYS):
         numeric = pd.DataFrame(
             {
-                "patient": pd.factorize(items["patient_id"])[0],
+                "patient": items["patient_id"].to_numpy(),
                 "day": items["day"].to_numpy(),
                 "questionnaire": position,
                 "item": item,
             }
         )
-        duplicated = numeric.duplicated(keep=False).to_numpy()
+        duplicated = duplicated_keys(numeric, ("patient", "day", "questionnaire", "item"))
         if duplicated.any():
             problems.append(
                 Problem.from_mask(

@@ -73,7 +73,9 @@ class ScoringResult(AnalysisResult):
     title: str = "Scoring of questionnaire items"
 
 
-def score_items(items: pd.DataFrame, *, registry: Registry | None = None) -> ScoringResult:
+def score_items(
+    items: pd.DataFrame, *, registry: Registry | None = None, checked: bool = False
+) -> ScoringResult:
     """Turn item answers into instrument scores with the published rules.
 
     Parameters
@@ -85,6 +87,9 @@ def score_items(items: pd.DataFrame, *, registry: Registry | None = None) -> Sco
     registry : Registry, optional
         Defaults to :func:`get_registry`; pass ``get_registry(extra=...)`` to
         score instruments of your own.
+    checked : bool
+        The items already passed :func:`check_item_values` against the same
+        registry (as in :func:`stepanalytics.load_cohort`); skip checking again.
 
     Returns
     -------
@@ -120,7 +125,8 @@ def score_items(items: pd.DataFrame, *, registry: Registry | None = None) -> Sco
     ('scored_with_rule', 1)
     """
     registry = registry or get_registry()
-    raise_if_problems(check_item_values(items, registry), source="items")
+    if not checked:
+        raise_if_problems(check_item_values(items, registry), source="items")
     reports = []
     flags = []
     # Strings are factorised once: comparing and grouping object columns is the slow part.
