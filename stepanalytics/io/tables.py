@@ -166,10 +166,12 @@ def _read_folder(folder: Path, clinics: Sequence[str] | None) -> RawCohort:
                 if clinics is not None:
                     frame = _filter_frame(frame, name, clinics, patient_ids)
             else:
+                # The clinic filter also prunes partitions of tables stored
+                # by clinic; the patient filter catches the rest.
                 frame = read_parquet_table(
                     file,
                     name,
-                    clinics=clinics if name == "patients" else None,
+                    clinics=clinics,
                     patient_ids=None if name == "patients" else patient_ids,
                 )
         except CohortError as err:
