@@ -210,11 +210,14 @@ class Cohort:
         by_exit = pd.crosstab(ph["phase"], ph["exit_reason"])
         lines.append("  stays by phase and how they ended:")
         lines.extend("    " + row for row in by_exit.to_string().splitlines())
-        counts = self.assessments.groupby("instrument").agg(
-            scores=("score", "size"), patients=("patient_id", "nunique")
-        )
-        lines.append("  scores by instrument:")
-        lines.extend("    " + row for row in counts.to_string().splitlines())
+        if self.assessments.empty:
+            lines.append("  scores: none")
+        else:
+            counts = self.assessments.groupby("instrument").agg(
+                scores=("score", "size"), patients=("patient_id", "nunique")
+            )
+            lines.append("  scores by instrument:")
+            lines.extend("    " + row for row in counts.to_string().splitlines())
         if not self.events.empty:
             lines.append(
                 "  events: "

@@ -130,6 +130,8 @@ UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
     "patients": ("patient_id",),
     "assessments": ("patient_id", "day", "instrument"),
     "items": ("patient_id", "day", "instrument", "item"),
+    # The same event twice on one day would count twice in safety rates.
+    "events": ("patient_id", "day", "event", "severity"),
 }
 
 #: Text accepted for a ``bool`` column, case-insensitive, and what it means.

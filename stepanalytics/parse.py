@@ -121,7 +121,7 @@ def _fix_for(spec: ColumnSpec, table: str) -> str:
         return "write true/false (yes/no, 1/0 are also read)"
     if spec.kind == "month":
         return "write the month as YYYY-MM, e.g. 2025-03 (no day: only the month is allowed)"
-    return f"check {spec.name} in {table}"
+    return f"remove spaces before or after the text in {table}.{spec.name}"
 
 
 ParseOutput = tuple[pd.Series, np.ndarray, str]
@@ -136,10 +136,24 @@ def _parse_string(raw: pd.Series, missing: np.ndarray, spec: ColumnSpec) -> Pars
     if raw.dtype != object and not pd.api.types.is_string_dtype(raw.dtype):
         bad = ~missing
         return raw.astype(object), bad, "text or whole-number ids"
+    bad = _padded(raw, missing)
     if not missing.any():
-        return raw, bad, "text"
+        return raw, bad, "text without spaces at either end"
     values = raw.astype(object).where(~missing, None)
-    return values, bad, "text"
+    return values, bad, "text without spaces at either end"
+
+
+def _padded(raw: pd.Series, missing: np.ndarray) -> np.ndarray:
+    """Text with spaces at either end: refused, not trimmed (' C01' is not 'C01').
+
+    Judged on the distinct values, so large tables stay cheap.
+    """
+    distinct = pd.unique(raw.to_numpy())
+    text = pd.Series(distinct).astype(str)
+    padded = set(distinct[(text != text.str.strip()).to_numpy() & pd.notna(distinct)])
+    if not padded:
+        return np.zeros(len(raw), dtype=bool)
+    return raw.isin(padded).to_numpy() & ~missing
 
 
 def _to_float(raw: pd.Series, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,16 +169,22 @@ def _to_float(raw: pd.Series, missing: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return numbers, bad
 
 
+# Whole numbers beyond 2**53 cannot be told apart as floats; no day or count
+# in this field comes near it.
+_LARGEST_WHOLE = 2.0**53
+
+
 def _parse_int(raw: pd.Series, missing: np.ndarray, spec: ColumnSpec) -> ParseOutput:
     numbers, bad = _to_float(raw, missing)
     with np.errstate(invalid="ignore"):
         fractional = ~missing & ~bad & (np.floor(numbers) != numbers)
-    bad = bad | fractional
+        huge = ~missing & ~bad & (np.abs(numbers) > _LARGEST_WHOLE)
+    bad = bad | fractional | huge
     usable = np.where(missing | bad, np.nan, numbers)
     series = pd.Series(usable, index=raw.index).astype("Int64")
     if not spec.nullable and not (missing | bad).any():
         series = series.astype("int64")
-    return series, bad, "whole numbers"
+    return series, bad, "whole numbers of a sensible size"
 
 
 def _parse_number(raw: pd.Series, missing: np.ndarray, spec: ColumnSpec) -> ParseOutput:

@@ -148,73 +148,164 @@ def default_protocols() -> dict[str, Protocol]:
 def parse_protocols(text: str) -> dict[str, Protocol]:
     """Parse ``protocol.yaml`` text into protocols by name.
 
+    The file is read strictly: unknown keys (often typos such as
+    ``min_day_in_phase``), wrong types, negative durations, two rules for the
+    same phase and rules out of the last phase are all refused, so that a
+    protocol never silently means something else than what was written.
+
     Raises
     ------
     CohortError
         Listing every problem in the file.
+
+    Examples
+    --------
+    >>> p = parse_protocols("phases: [{phase: 1, name: a}, {phase: 2, name: b}]")
+    >>> p["default"].phase_names
+    {1: 'a', 2: 'b'}
     """
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise _error(f"protocol.yaml is not valid YAML: {exc}") from exc
+    problems: list[Problem] = []
     if not isinstance(doc, Mapping):
         raise _error("protocol.yaml must hold a mapping with 'phases' or 'protocols'")
-    raw = doc.get("protocols", {DEFAULT_PROTOCOL: doc} if "phases" in doc else None)
-    if not isinstance(raw, Mapping) or not raw:
-        raise _error("protocol.yaml must hold 'phases' or 'protocols: {name: {...}}'")
-    problems: list[Problem] = []
+    if "protocols" in doc:
+        _known_keys(doc, {"protocols"}, "protocol.yaml", problems)
+        raw = doc["protocols"]
+        if not isinstance(raw, Mapping) or not raw:
+            raise _error("'protocols' must map protocol names to {phases: ..., progression: ...}")
+    else:
+        raw = {DEFAULT_PROTOCOL: doc}
     protocols = {}
     for name, body in raw.items():
-        try:
-            protocols[str(name)] = _parse_one(str(name), body)
-        except (KeyError, TypeError, ValueError) as exc:
-            problems.append(_problem(f"protocol {name!r}: {exc}"))
+        parsed = _parse_one(str(name), body, problems)
+        if parsed is not None:
+            protocols[str(name)] = parsed
     if problems:
         raise CohortError(problems, source="protocol.yaml")
     return protocols
 
 
-def _parse_one(name: str, body: Any) -> Protocol:
+def _parse_one(name: str, body: Any, problems: list[Problem]) -> Protocol | None:
+    where = f"protocol {name!r}"
     if not isinstance(body, Mapping) or "phases" not in body:
-        raise ValueError("needs a 'phases' list")
-    phases = tuple(
-        PhaseSpec(int(p["phase"]), str(p["name"]), _opt_int(p.get("expected_days")))
-        for p in body["phases"]
-    )
+        problems.append(_problem(f"{where} needs a 'phases' list"))
+        return None
+    _known_keys(body, {"phases", "progression"}, where, problems)
+    phases = []
+    for k, entry in enumerate(_list(body["phases"], f"{where}: phases", problems)):
+        at = f"{where}: phases[{k}]"
+        if not _known_keys(entry, {"phase", "name", "expected_days"}, at, problems):
+            continue
+        number = _whole(entry.get("phase"), f"{at}.phase", problems, minimum=1)
+        label = entry.get("name")
+        if not isinstance(label, str) or not label:
+            problems.append(_problem(f"{at}.name must be a text such as 'foundation'"))
+        expected = _whole(
+            entry.get("expected_days"), f"{at}.expected_days", problems, optional=True
+        )
+        if number is not None and isinstance(label, str) and label:
+            phases.append(PhaseSpec(number, label, expected))
     numbers = [p.phase for p in phases]
     if numbers != list(range(1, len(numbers) + 1)):
-        raise ValueError(f"phases must be numbered 1..K in order, got {numbers}")
+        problems.append(_problem(f"{where}: phases must be numbered 1..K in order, got {numbers}"))
+        return None
     rules: dict[int, ProgressionRule] = {}
-    for rule in body.get("progression") or []:
-        from_phase = int(rule["from_phase"])
-        if from_phase not in numbers:
-            raise ValueError(f"progression from phase {from_phase}, which is not a phase")
-        criteria = tuple(
-            ScoreCriterion(str(c["instrument"]), _check_op(str(c["op"])), float(c["value"]))
-            for c in rule.get("criteria") or []
+    for k, rule in enumerate(
+        _list(body.get("progression") or [], f"{where}: progression", problems)
+    ):
+        parsed = _parse_rule(rule, f"{where}: progression[{k}]", len(numbers), problems)
+        if parsed is None:
+            continue
+        if parsed.from_phase in rules:
+            problems.append(
+                _problem(f"{where}: two progression rules from phase {parsed.from_phase}")
+            )
+        rules[parsed.from_phase] = parsed
+    return Protocol(name, tuple(phases), rules)
+
+
+def _parse_rule(
+    rule: Any, at: str, n_phases: int, problems: list[Problem]
+) -> ProgressionRule | None:
+    allowed = {"from_phase", "min_days_in_phase", "criteria", "no_event"}
+    if not _known_keys(rule, allowed, at, problems):
+        return None
+    start = len(problems)
+    from_phase = _whole(rule.get("from_phase"), f"{at}.from_phase", problems, minimum=1)
+    if from_phase is not None and from_phase >= n_phases:
+        problems.append(
+            _problem(
+                f"{at}.from_phase is {from_phase}, but phase {n_phases} is the last phase: "
+                "there is no phase to move up to"
+            )
         )
-        no_event = rule.get("no_event") or {}
+    min_days = _whole(rule.get("min_days_in_phase", 0), f"{at}.min_days_in_phase", problems)
+    criteria = []
+    for j, c in enumerate(_list(rule.get("criteria") or [], f"{at}.criteria", problems)):
+        cat = f"{at}.criteria[{j}]"
+        if not _known_keys(c, {"instrument", "op", "value"}, cat, problems):
+            continue
+        instrument, op, value = c.get("instrument"), c.get("op"), c.get("value")
+        if not isinstance(instrument, str):
+            problems.append(_problem(f"{cat}.instrument must be an instrument code such as pseq"))
+        if op not in _OPERATORS:
+            problems.append(_problem(f"{cat}.op {op!r} is not one of {', '.join(_OPERATORS)}"))
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            problems.append(_problem(f"{cat}.value must be a number, not {value!r}"))
+        elif isinstance(instrument, str) and op in _OPERATORS:
+            criteria.append(ScoreCriterion(instrument, str(op), float(value)))
+    no_event = rule.get("no_event") or {}
+    event, within = None, None
+    if _known_keys(no_event, {"event", "within_days"}, f"{at}.no_event", problems) and no_event:
         event = no_event.get("event")
-        if event is not None and event not in EVENTS:
-            raise ValueError(f"no_event.event {event!r} is not one of {', '.join(EVENTS)}")
-        rules[from_phase] = ProgressionRule(
-            from_phase,
-            int(rule.get("min_days_in_phase", 0)),
-            criteria,
-            event,
-            _opt_int(no_event.get("within_days")),
+        if event not in EVENTS:
+            problems.append(
+                _problem(f"{at}.no_event.event {event!r} is not one of {', '.join(EVENTS)}")
+            )
+        within = _whole(no_event.get("within_days"), f"{at}.no_event.within_days", problems)
+    if len(problems) > start or from_phase is None or min_days is None:
+        return None
+    return ProgressionRule(from_phase, min_days, tuple(criteria), event, within)
+
+
+def _known_keys(value: Any, allowed: set[str], where: str, problems: list[Problem]) -> bool:
+    """True when ``value`` is a mapping with only ``allowed`` keys (problems noted)."""
+    if not isinstance(value, Mapping):
+        problems.append(_problem(f"{where} must be a mapping (key: value), not {value!r}"))
+        return False
+    unknown = sorted(str(k) for k in value if k not in allowed)
+    if unknown:
+        problems.append(
+            _problem(
+                f"{where}: unknown key(s) {', '.join(unknown)} "
+                f"(allowed: {', '.join(sorted(allowed))}; check the spelling)"
+            )
         )
-    return Protocol(name, phases, rules)
+    return True
 
 
-def _check_op(op: str) -> str:
-    if op not in _OPERATORS:
-        raise ValueError(f"operator {op!r} is not one of {', '.join(_OPERATORS)}")
-    return op
+def _list(value: Any, where: str, problems: list[Problem]) -> list[Any]:
+    if not isinstance(value, list):
+        problems.append(_problem(f"{where} must be a list (lines starting with '- ')"))
+        return []
+    return value
 
 
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else int(value)
+def _whole(
+    value: Any, where: str, problems: list[Problem], *, minimum: int = 0, optional: bool = False
+) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.append(_problem(f"{where} must be a whole number, not {value!r}"))
+        return None
+    if value < minimum:
+        problems.append(_problem(f"{where} must be at least {minimum}, not {value}"))
+        return None
+    return value
 
 
 def _problem(message: str) -> Problem:

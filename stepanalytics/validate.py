@@ -128,7 +128,7 @@ def validate_tables(raw: RawCohort, *, registry: Registry | None = None) -> Vali
             continue
         if name in typed and not _has_broken(broken, name, key):
             problems.extend(check_unique(name, typed[name], key))
-    problems.extend(_check_instruments(typed, broken, registry))
+    problems.extend(_check_instruments(typed, registry, protocols))
 
     if problems:
         raise CohortError(problems, source=raw.source)
@@ -347,15 +347,58 @@ def _phase_problem(
 
 def _check_instruments(
     typed: dict[str, pd.DataFrame],
-    broken: set[tuple[str, str | None]],
     registry: Registry | None,
+    protocols: dict[str, Protocol],
 ) -> list[Problem]:
+    """Scores, item answers and protocol thresholds against the instrument registry.
+
+    Rows whose key columns failed to parse were reported already; the other
+    rows are still checked, so every problem is listed in one pass.
+    """
     from stepanalytics.instruments import check_assessment_scores, check_item_values, get_registry
 
     registry = registry or get_registry()
     found: list[Problem] = []
-    if "assessments" in typed and not _has_broken(broken, "assessments", ("instrument", "score")):
-        found.extend(check_assessment_scores(typed["assessments"], registry))
-    if "items" in typed and not _has_broken(broken, "items", ("instrument", "item", "value")):
-        found.extend(check_item_values(typed["items"], registry))
+    scores = typed.get("assessments")
+    if scores is not None and {"instrument", "score"} <= set(scores.columns):
+        usable = scores[scores["instrument"].notna() & scores["score"].notna()]
+        found.extend(check_assessment_scores(usable, registry))
+    items = typed.get("items")
+    if items is not None and {"instrument", "item", "value"} <= set(items.columns):
+        usable = items[items["instrument"].notna() & items["item"].notna()]
+        usable = usable.assign(item=usable["item"].astype("int64"))
+        found.extend(check_item_values(usable, registry))
+    found.extend(check_protocol_thresholds(protocols, registry))
+    return found
+
+
+def check_protocol_thresholds(protocols: dict[str, Protocol], registry: Registry) -> list[Problem]:
+    """Progression criteria must name known instruments and thresholds inside their range."""
+    found = []
+    for protocol in protocols.values():
+        for rule in protocol.progression.values():
+            for criterion in rule.criteria:
+                where = f"protocol {protocol.name!r}, progression from phase {rule.from_phase}"
+                if criterion.instrument not in registry:
+                    found.append(
+                        Problem(
+                            "protocol",
+                            None,
+                            f"{where}: instrument {criterion.instrument!r} is not in the registry",
+                            f"use one of: {', '.join(registry.codes)}",
+                        )
+                    )
+                    continue
+                spec = registry.get(criterion.instrument)
+                high = spec.score_max if spec.score_max is not None else np.inf
+                if not spec.score_min <= criterion.value <= high:
+                    found.append(
+                        Problem(
+                            "protocol",
+                            None,
+                            f"{where}: threshold {criterion.value:g} is outside the range of "
+                            f"{criterion.instrument} ({spec.score_min:g} to {high:g})",
+                            "give a threshold the instrument can reach",
+                        )
+                    )
     return found
