@@ -140,6 +140,7 @@ def _register_optional_commands() -> None:
         ("stepanalytics.instruments.cli", "score_command", "score"),
         ("stepanalytics.io.import_cli", "import_group", "import"),
         ("stepanalytics.reports.cli", "report_group", "report"),
+        ("stepanalytics.trajectories.cli", "fit_command", "fit"),
     ):
         try:
             command = getattr(importlib.import_module(module), attr)

@@ -61,13 +61,28 @@ def single_threaded_blas() -> Iterator[None]:
     fits (0.3 s instead of 0.06 s for 2,000 patients).  The engine's own
     products are far too small to gain from threads.
     """
-    try:
-        limits = importlib.import_module("threadpoolctl").threadpool_limits
-    except ImportError:  # pragma: no cover - optional speed-up
+    controller = _blas_controller()
+    if controller is None:  # pragma: no cover - optional speed-up
         yield
         return
-    with limits(limits=1, user_api="blas"):
+    with controller.limit(limits=1, user_api="blas"):
         yield
+
+
+_CONTROLLER: list[Any] = []
+
+
+def _blas_controller() -> Any:
+    """threadpoolctl's controller, made once: finding the libraries reads /proc/self/maps,
+    which costs more than a whole small fit."""
+    if not _CONTROLLER:
+        try:
+            module = importlib.import_module("threadpoolctl")
+        except ImportError:  # pragma: no cover - optional speed-up
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(module.ThreadpoolController())
+    return _CONTROLLER[0]
 
 
 class _Counted:
@@ -133,11 +148,13 @@ def minimise_criterion(criterion: Criterion, starts: Sequence[tuple[str, Array]]
             converged = ok or polished
             if best is None or value < best[0]:
                 best = (value, theta, grad, converged, message)
+        at = best[1] if message == _JOINED and best is not None else theta
         attempts.append(
             {
                 "start": name,
                 "optimizer": "L-BFGS-B + Newton",
                 "converged": converged,
+                "boundary": bool(np.any((lower == 0.0) & (at < BOUNDARY_TOL))),
                 "deviance": value,
                 "evaluations": counted.calls - calls,
                 "seconds": time.perf_counter() - clock,

@@ -75,8 +75,9 @@ class LmmFit(AnalysisResult):
         Jacobian of cov(beta), for Satterthwaite df of any contrast.
     attempts : DataFrame
         One row per optimiser start (``start, optimizer, converged,
-        evaluations, seconds, note, loglik, chosen``); a start that joined an
-        earlier optimum says so in ``note``.
+        boundary, evaluations, seconds, note, loglik, chosen``); a start that
+        joined an earlier optimum says so in ``note``; ``boundary`` says that
+        a diagonal element of the relative factor ended below 1e-4.
     criterion : Criterion
         The likelihood evaluator (holds the group statistics); used by
         :meth:`varpar_deviance` and :meth:`varpar_cov_beta`.

@@ -4,7 +4,9 @@ Re-exports only; each idea lives in its own module:
 
 * :mod:`~stepanalytics.trajectories.trajectory` :func:`fit_trajectory` on a cohort;
 * :mod:`~stepanalytics.trajectories.mixed` :func:`fit_mixed_model` on a long DataFrame;
-* :mod:`~stepanalytics.trajectories.engines` the engine boundary (statsmodels, fast);
+* :mod:`~stepanalytics.trajectories.engines` the engine boundary, ``engine="auto"``;
+* :mod:`~stepanalytics.trajectories.fast_engine` the fast engine (:mod:`stepanalytics.lmm`);
+* :mod:`~stepanalytics.trajectories.statsmodels_engine` statsmodels MixedLM, several optimizers;
 * :mod:`~stepanalytics.trajectories.likelihood` the likelihood at given variance parameters;
 * :mod:`~stepanalytics.trajectories.satterthwaite` Satterthwaite df (as lmerTest);
 * :mod:`~stepanalytics.trajectories.predictions` mean trajectories with bands;
@@ -22,7 +24,7 @@ from stepanalytics.trajectories.engines import (
     register_engine,
 )
 from stepanalytics.trajectories.mixed import fit_mixed_model, refit
-from stepanalytics.trajectories.patients import patient_curves, patient_effects
+from stepanalytics.trajectories.patients import clinic_effects, patient_curves, patient_effects
 from stepanalytics.trajectories.phase_time import PhasePath, add_phase_clocks, typical_path
 from stepanalytics.trajectories.predictions import TrajectoryPrediction, predict_trajectory
 from stepanalytics.trajectories.result import TrajectoryResult
@@ -38,6 +40,7 @@ __all__ = [
     "TrajectoryResult",
     "add_phase_clocks",
     "available_engines",
+    "clinic_effects",
     "compare_models",
     "fit_mixed_model",
     "fit_trajectory",

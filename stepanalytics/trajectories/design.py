@@ -21,6 +21,7 @@ from scipy import linalg
 
 from stepanalytics.errors import AnalysisError, UsageError
 from stepanalytics.trajectories.engines import MixedProblem
+from stepanalytics.trajectories.likelihood import COVARIANCES
 
 MISSING_POLICIES = ("raise", "drop")
 
@@ -41,11 +42,21 @@ class Design:
     n_dropped_rows: int = 0
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    outer_groups: str | None = None
+    covariance: str = "unstructured"
 
     def fixed_matrix_for(self, new: pd.DataFrame) -> np.ndarray:
         """Fixed-effect design matrix for new rows, with the fit's codings and transforms."""
         (x,) = patsy.build_design_matrices([self.x_info], new, NA_action="raise")
         return np.asarray(x, dtype=float)
+
+    def lme4_formula(self) -> str:
+        """The model in lme4's notation, e.g. ``score ~ weeks + (weeks | patient_id)``."""
+        bar = "||" if self.covariance == "diagonal" else "|"
+        text = f"{self.formula} + ({self.re_formula} {bar} {self.groups})"
+        if self.outer_groups is not None:
+            text += f" + (1 | {self.outer_groups})"
+        return text
 
     def variables(self) -> list[str]:
         """Columns the right-hand sides of the formulas refer to (not the response)."""
@@ -59,6 +70,8 @@ def build_design(
     formula: str,
     re_formula: str = "1",
     groups: str = "patient_id",
+    outer_groups: str | None = None,
+    re_covariance: str = "unstructured",
     time: str | None = None,
     missing: str = "raise",
 ) -> Design:
@@ -77,6 +90,11 @@ def build_design(
         raise UsageError(
             f"data must be a pandas DataFrame in long form, not {type(data).__name__}."
         )
+    if re_covariance not in COVARIANCES:
+        raise UsageError(
+            f"re_covariance must be one of {COVARIANCES} (correlated random effects, lme4's "
+            f"'|', or uncorrelated, lme4's '||'), not {re_covariance!r}."
+        )
     if missing not in MISSING_POLICIES:
         raise UsageError(f"missing must be one of {MISSING_POLICIES}, not {missing!r}.")
     if groups not in data.columns:
@@ -86,15 +104,23 @@ def build_design(
         )
     if time is not None and time not in data.columns:
         raise UsageError(f"The time column {time!r} is not in the data.")
+    if outer_groups is not None and outer_groups not in data.columns:
+        raise UsageError(
+            f"The column {outer_groups!r} for the outer random intercept is not in the data."
+        )
+    if outer_groups is not None and outer_groups == groups:
+        raise UsageError("outer_groups must be a different column from groups.")
+    id_columns = [groups] + ([outer_groups] if outer_groups is not None else [])
     re_formula = _normalise_re(re_formula)
-    frame = _patsy_friendly(data.reset_index(drop=True), f"{formula} + {re_formula}")
+    text = f"{formula} + {re_formula}"
+    frame = _patsy_friendly(_model_columns(data, text, [*id_columns, time]), text)
     y_ser, x_df, z_df = _matrices(frame, formula, re_formula)
     kept = x_df.index.intersection(z_df.index)
-    kept = kept[frame.loc[kept, groups].notna().to_numpy()]
+    kept = kept[frame.loc[kept, id_columns].notna().all(axis=1).to_numpy()]
     notes: list[str] = []
     n_dropped = len(frame) - len(kept)
     if n_dropped:
-        problems = _missing_summary(frame, f"{formula} + {re_formula}", groups)
+        problems = _missing_summary(frame, f"{formula} + {re_formula}", id_columns)
         if missing == "raise":
             raise AnalysisError(
                 f"{n_dropped} of {len(frame)} rows have missing values in columns the model "
@@ -120,6 +146,10 @@ def build_design(
     z = np.asarray(z_df.loc[order], dtype=float)
     y = np.asarray(y_ser.loc[order], dtype=float)
     codes, labels = pd.factorize(frame[groups], sort=True)
+    clinic_codes = clinic_labels = None
+    if outer_groups is not None:
+        clinic_codes, clinic_labels = _outer_codes(frame, groups, outer_groups, codes, labels)
+        notes.extend(_outer_notes(clinic_labels, outer_groups))
     problem = MixedProblem(
         y=y,
         x=x,
@@ -128,6 +158,9 @@ def build_design(
         patient_labels=np.asarray(labels),
         fixed_names=tuple(x_df.columns),
         random_names=tuple(z_df.columns),
+        clinic_codes=clinic_codes,
+        clinic_labels=clinic_labels,
+        covariance=re_covariance,
     )
     _check_problem(problem, groups)
     sparse_notes, sparse_warnings = _sparse_notes(problem)
@@ -145,7 +178,19 @@ def build_design(
         n_dropped_rows=n_dropped,
         notes=tuple(notes),
         warnings=tuple(sparse_warnings),
+        outer_groups=outer_groups,
+        covariance=re_covariance,
     )
+
+
+def _model_columns(data: pd.DataFrame, text: str, extra: list[str | None]) -> pd.DataFrame:
+    """Only the columns the formulas (and grouping, time) use: at registry scale every
+    copy of a wide frame costs time and memory.  Formulas that quote names with Q() keep
+    every column (their names need not look like identifiers)."""
+    if "Q(" in text:
+        return data.reset_index(drop=True)
+    wanted = [*_referenced_columns(text, data.columns), *(c for c in extra if c is not None)]
+    return data[list(dict.fromkeys(wanted))].reset_index(drop=True)
 
 
 def _normalise_re(re_formula: str) -> str:
@@ -197,11 +242,45 @@ def _referenced_columns(text: str, columns: pd.Index) -> list[str]:
     return [str(c) for c in columns if str(c) in tokens]
 
 
-def _missing_summary(frame: pd.DataFrame, text: str, groups: str) -> str:
-    used = [*_referenced_columns(text, frame.columns), groups]
+def _missing_summary(frame: pd.DataFrame, text: str, id_columns: list[str]) -> str:
+    used = [*_referenced_columns(text, frame.columns), *id_columns]
     counts = {c: int(frame[c].isna().sum()) for c in dict.fromkeys(used)}
     parts = [f"{c}: {n} missing" for c, n in counts.items() if n]
     return "; ".join(parts) if parts else "values patsy could not use"
+
+
+def _outer_codes(
+    frame: pd.DataFrame, groups: str, outer: str, codes: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the outer factor per row; every group must sit inside one outer level."""
+    outer_codes, outer_labels = pd.factorize(frame[outer], sort=True)
+    # Rows are sorted by group: a change of outer level inside a run of one group
+    # means that group belongs to several outer levels (crossed, not nested).
+    changes = (np.diff(codes) == 0) & (np.diff(outer_codes) != 0)
+    if changes.any():
+        crossed = np.unique(codes[1:][changes])
+        examples = ", ".join(str(labels[c]) for c in crossed[:5])
+        raise AnalysisError(
+            f"{crossed.size} {groups} values appear under more than one {outer} (e.g. "
+            f"{examples}). A random intercept per {outer} needs each {groups} nested in one "
+            f"{outer}: give each {groups} a single {outer} (or treat a transferred patient's "
+            f"stays as separate {groups} values), or make {outer} a fixed effect."
+        )
+    if outer_labels.size < 2:
+        raise AnalysisError(
+            f"A random intercept per {outer} needs at least two {outer} values; the data hold "
+            f"{outer_labels.size}. Drop the {outer} random effect."
+        )
+    return np.asarray(outer_codes, dtype=np.intp), np.asarray(outer_labels)
+
+
+def _outer_notes(labels: np.ndarray, outer: str) -> list[str]:
+    if labels.size >= 5:
+        return []
+    return [
+        f"Only {labels.size} {outer} values carry the {outer} random intercept: its SD rests "
+        "on very few groups and is imprecise (a fixed effect may serve better)."
+    ]
 
 
 def _check_problem(problem: MixedProblem, groups: str) -> None:

@@ -15,27 +15,37 @@ SINGULAR_TOL = 1e-4
 DISAGREEMENT = 0.01
 
 
-def random_covariance(fit: EngineFit, q: int) -> np.ndarray:
+def patient_lambda(fit: EngineFit, problem: MixedProblem) -> np.ndarray:
+    """The patient block of the relative covariance factor, whatever its structure."""
+    theta = np.asarray(fit.theta, dtype=float)[: problem.n_patient_theta]
+    return lik.structured_lambda(theta, problem.n_random, problem.covariance)
+
+
+def random_covariance(fit: EngineFit, problem: MixedProblem) -> np.ndarray:
     """Covariance matrix of the patient random effects, sigma^2 Lambda Lambda'."""
-    lam = lik.theta_to_lambda(np.asarray(fit.theta[: q * (q + 1) // 2]), q)
+    lam = patient_lambda(fit, problem)
     return float(fit.sigma) ** 2 * (lam @ lam.T)
 
 
-def variance_components_frame(fit: EngineFit, problem: MixedProblem, groups: str) -> pd.DataFrame:
-    """SDs of the random effects, their correlations, and the residual SD.
+def variance_components_frame(
+    fit: EngineFit, problem: MixedProblem, groups: str, *, outer: str | None = None
+) -> pd.DataFrame:
+    """SDs of the random effects, their correlations, the outer (clinic) SD and the residual SD.
 
     Notes
     -----
-    R equivalent: ``as.data.frame(VarCorr(fit))`` (column ``sdcor``).
+    R equivalent: ``as.data.frame(VarCorr(fit))`` (column ``sdcor``); with a
+    clinic random intercept its SD is sigma times the last element of theta.
     """
     q = problem.n_random
-    cov = random_covariance(fit, q)
+    cov = random_covariance(fit, problem)
     sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     rows = [
         {"group": groups, "term": name, "kind": "sd", "estimate": sd[i]}
         for i, name in enumerate(problem.random_names)
     ]
-    for j in range(q):
+    # Uncorrelated random effects (lme4's ||) have no correlations to report.
+    for j in range(q if problem.covariance == "unstructured" else 0):
         for i in range(j + 1, q):
             denominator = sd[i] * sd[j]
             corr = cov[i, j] / denominator if denominator > 0 else np.nan
@@ -47,18 +57,48 @@ def variance_components_frame(fit: EngineFit, problem: MixedProblem, groups: str
                     "estimate": corr,
                 }
             )
+    if problem.clinic_codes is not None:
+        rows.append(
+            {
+                "group": outer or "clinic",
+                "term": "Intercept",
+                "kind": "sd",
+                "estimate": outer_sd(fit, problem),
+            }
+        )
     rows.append({"group": "Residual", "term": "", "kind": "sd", "estimate": float(fit.sigma)})
     return pd.DataFrame(rows, columns=["group", "term", "kind", "estimate"])
 
 
+def outer_sd(fit: EngineFit, problem: MixedProblem) -> float:
+    """SD of the clinic (outer) random intercept: sigma |theta_clinic|; NaN without one."""
+    n_patient = problem.n_patient_theta
+    if problem.clinic_codes is None or np.size(fit.theta) <= n_patient:
+        return float("nan")
+    return float(fit.sigma) * abs(float(np.asarray(fit.theta)[n_patient]))
+
+
 def singular_warning(fit: EngineFit, problem: MixedProblem) -> str | None:
-    """A plain-language warning when the random-effects covariance is singular."""
-    q = problem.n_random
-    lam = lik.theta_to_lambda(np.asarray(fit.theta[: q * (q + 1) // 2]), q)
-    diag = np.abs(np.diag(lam))
-    if not np.any(diag < SINGULAR_TOL):
+    """A plain-language warning when the random-effects covariance is singular.
+
+    Checks the patient factor's relative covariance factor and, when fitted,
+    the clinic random intercept (lme4's ``isSingular``).
+    """
+    diag = np.abs(np.diag(patient_lambda(fit, problem)))
+    outer_flat = problem.clinic_codes is not None and outer_sd(fit, problem) < (
+        SINGULAR_TOL * float(fit.sigma)
+    )
+    patient_flat = bool(np.any(diag < SINGULAR_TOL))
+    if outer_flat and not patient_flat:
+        return (
+            "The fit is singular: the clinics hardly differ in their average level once the "
+            "patients' own levels and slopes are allowed for (the clinic SD is estimated at "
+            "zero). The fixed effects are still usable; the clinic random intercept can be "
+            "dropped."
+        )
+    if not patient_flat:
         return None
-    cov = random_covariance(fit, q)
+    cov = random_covariance(fit, problem)
     sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     tiny = SINGULAR_TOL * fit.sigma
     flat = [n for n, s in zip(problem.random_names, sd, strict=True) if s < tiny]
@@ -66,6 +106,8 @@ def singular_warning(fit: EngineFit, problem: MixedProblem) -> str | None:
         detail = f"the patients hardly differ in {', '.join(flat)} (the SD is estimated at zero)"
     else:
         detail = "two random effects are estimated as perfectly correlated (+1 or -1)"
+    if outer_flat:
+        detail += ", and the clinics hardly differ in their average level (clinic SD zero)"
     return (
         f"The fit is singular: {detail}. The data do not support this many random effects; "
         "the fixed effects are still usable, but consider a simpler random-effects part "

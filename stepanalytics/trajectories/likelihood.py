@@ -105,6 +105,42 @@ def lambda_to_theta(lam: np.ndarray) -> np.ndarray:
     return np.asarray(lam[rows, cols], dtype=float)
 
 
+#: Random-effects covariance structures: lme4's ``(weeks | g)`` and ``(weeks || g)``.
+COVARIANCES = ("unstructured", "diagonal")
+
+
+def free_positions(q: int, covariance: str = "unstructured") -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices in Lambda of the free elements of theta, in lme4's order.
+
+    ``"unstructured"``: the lower triangle column by column; ``"diagonal"``
+    (uncorrelated random effects, lme4's ``||``): the diagonal only.
+    """
+    if covariance == "diagonal":
+        return np.arange(q), np.arange(q)
+    return theta_positions(q)
+
+
+def structured_lambda(theta: np.ndarray, q: int, covariance: str = "unstructured") -> np.ndarray:
+    """Lambda from theta of a given structure (see :func:`free_positions`)."""
+    lam = np.zeros((q, q))
+    rows, cols = free_positions(q, covariance)
+    lam[rows, cols] = np.asarray(theta, dtype=float)[: rows.size]
+    return lam
+
+
+def full_theta(theta: np.ndarray, q: int, covariance: str = "unstructured") -> np.ndarray:
+    """The full lower-triangle theta (zeros where the structure fixes an element)."""
+    if covariance == "unstructured":
+        return np.asarray(theta, dtype=float)
+    return lambda_to_theta(structured_lambda(theta, q, covariance))
+
+
+def structured_theta(lam: np.ndarray, covariance: str = "unstructured") -> np.ndarray:
+    """Inverse of :func:`structured_lambda` (elements the structure fixes are ignored)."""
+    rows, cols = free_positions(lam.shape[0], covariance)
+    return np.asarray(lam[rows, cols], dtype=float)
+
+
 def psd_cholesky(matrix: np.ndarray, *, tol: float = 1e-12) -> np.ndarray:
     """Lower Cholesky factor of a positive semi-definite matrix, zero columns where singular.
 

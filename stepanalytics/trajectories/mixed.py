@@ -14,12 +14,17 @@ from stepanalytics.trajectories.design import Design, build_design
 from stepanalytics.trajectories.engines import (
     MixedModelEngine,
     check_optimizers,
-    resolve_engine,
+    engine_description,
+    select_engine,
     single_threaded_blas,
 )
 from stepanalytics.trajectories.phase_time import PhasePath
 from stepanalytics.trajectories.result import FitOptions, TrajectoryResult
-from stepanalytics.trajectories.satterthwaite import contrast_table, satterthwaite_state
+from stepanalytics.trajectories.satterthwaite import (
+    contrast_table,
+    satterthwaite_state,
+    state_from_derivatives,
+)
 
 
 def fit_mixed_model(
@@ -28,9 +33,11 @@ def fit_mixed_model(
     formula: str,
     re_formula: str = "1",
     groups: str = "patient_id",
+    outer_groups: str | None = None,
+    re_covariance: str = "unstructured",
     time: str | None = "weeks",
     reml: bool = True,
-    engine: str | MixedModelEngine = "statsmodels",
+    engine: str | MixedModelEngine = "auto",
     optimizers: Sequence[str] | None = None,
     level: float = 0.95,
     missing: str = "raise",
@@ -50,17 +57,29 @@ def fit_mixed_model(
         and slope, correlated).
     groups : str, default ``"patient_id"``
         The grouping column.
+    outer_groups : str, optional
+        A column whose levels get a random intercept each, with ``groups``
+        nested in them: ``outer_groups="clinic_id"`` is lme4's
+        ``(1 | clinic_id) + (re | patient_id)``.  Only the fast engine fits it.
+    re_covariance : {"unstructured", "diagonal"}
+        Correlated random effects (lme4's ``(weeks | patient_id)``, the
+        default) or uncorrelated ones (``(weeks || patient_id)``).  Only the
+        statsmodels engine fits uncorrelated ones (``engine="auto"`` picks it).
     time : str or None, default ``"weeks"``
         The time column, used to order rows and by :func:`predict_trajectory`
         (``None`` when the data have no time axis; a missing ``weeks`` column
         is then fine too).
     reml : bool, default True
         REML (as lme4's default) or maximum likelihood.
-    engine : {"statsmodels", "auto", "fast"} or callable
+    engine : {"auto", "fast", "statsmodels"} or callable
         Who fits the model (see :mod:`stepanalytics.trajectories.engines`).
+        ``"auto"`` uses the fast engine (:mod:`stepanalytics.lmm`) for models
+        in its class and statsmodels otherwise; the result's notes, summary
+        and ``fit_statistics["engine"]`` say which ran.
     optimizers : sequence of str, optional
         For the statsmodels engine: any of lbfgs, bfgs, cg, powell (default all,
         each from the default start; the highest log-likelihood is kept).
+        Giving them with ``engine="auto"`` selects statsmodels.
     level : float, default 0.95
         Confidence level of the intervals.
     missing : {"raise", "drop"}
@@ -77,7 +96,9 @@ def fit_mixed_model(
     -----
     R equivalent: ``lmerTest::lmer(score ~ weeks + (weeks | patient_id), data)``
     with ``summary()`` (Satterthwaite df; Kuznetsova et al. 2017, J Stat Softw
-    82(13)).  Standard errors are model-based; nothing is dropped silently.
+    82(13)); ``outer_groups="clinic_id"`` adds ``+ (1 | clinic_id)`` and
+    ``re_covariance="diagonal"`` reads ``(weeks || patient_id)``.  Standard
+    errors are model-based; nothing is dropped silently.
 
     Examples
     --------
@@ -87,15 +108,23 @@ def fit_mixed_model(
     >>> weeks = np.tile(np.arange(0, 20, 4.0), 30)
     >>> score = 50 - 0.5 * weeks + rng.normal(0, 6, 30)[pid] + rng.normal(0, 3, 150)
     >>> df = pd.DataFrame({"patient_id": pid, "weeks": weeks, "score": score})
-    >>> fit = fit_mixed_model(df, formula="score ~ weeks", re_formula="~weeks",
-    ...                       optimizers=["lbfgs"])
+    >>> fit = fit_mixed_model(df, formula="score ~ weeks", re_formula="~weeks")
     >>> fit.to_frame()["term"].tolist()
     ['Intercept', 'weeks']
+    >>> fit.fit_statistics["engine"].iat[0]
+    'fast'
     """
     if isinstance(data, pd.DataFrame) and time == "weeks" and "weeks" not in data.columns:
         time = None  # the default time column is optional
     design = build_design(
-        data, formula=formula, re_formula=re_formula, groups=groups, time=time, missing=missing
+        data,
+        formula=formula,
+        re_formula=re_formula,
+        groups=groups,
+        outer_groups=outer_groups,
+        re_covariance=re_covariance,
+        time=time,
+        missing=missing,
     )
     options = FitOptions(
         reml=reml,
@@ -117,11 +146,17 @@ def fit_design(
     higher_is_better: bool | None = None,
 ) -> TrajectoryResult:
     """Fit a prepared :class:`Design` (used by every entry point and for ML refits)."""
-    engine_name, engine = resolve_engine(options.engine)
-    with single_threaded_blas():
-        fit = engine(design.problem, reml=options.reml, optimizers=options.optimizers)
-        state = satterthwaite_state(fit.deviance_function, fit.cov_beta_function, fit.varpar)
     problem = design.problem
+    choice = select_engine(options.engine, problem, optimizers=options.optimizers)
+    with single_threaded_blas():
+        fit = choice.engine(problem, reml=options.reml, optimizers=options.optimizers)
+        if fit.derivatives is not None:
+            state = state_from_derivatives(
+                fit.derivatives.hessian, fit.derivatives.cov_beta_jacobian, fit.cov_beta, fit.varpar
+            )
+        else:
+            state = satterthwaite_state(fit.deviance_function, fit.cov_beta_function, fit.varpar)
+    engine_name = fit.engine or choice.name
     table = contrast_table(
         state,
         fit.beta,
@@ -142,7 +177,7 @@ def fit_design(
                 "deviance": deviance,
                 "aic": deviance + 2 * n_params,
                 "bic": deviance + np.log(problem.n_obs) * n_params,
-                "engine": fit.engine or engine_name,
+                "engine": engine_name,
                 "converged": fit.converged,
                 "n_rows_left_out": design.n_dropped_rows,
             }
@@ -154,14 +189,16 @@ def fit_design(
     if singular:
         warnings.append(singular)
     warnings.extend(diagnostics.hessian_warnings(state, singular=singular is not None))
-    all_notes = [*design.notes, *notes, *fit.notes, *run_notes]
+    ran = f"Fitted by {engine_description(engine_name)}."
+    all_notes = [ran, *choice.notes, *design.notes, *notes, *fit.notes, *run_notes]
     return TrajectoryResult(
         table=table,
         warnings=tuple(warnings),
         model=fit.raw,
-        title=title
-        or f"Linear mixed model: {design.formula} + ({design.re_formula} | {design.groups})",
-        variance_components=diagnostics.variance_components_frame(fit, problem, design.groups),
+        title=title or f"Linear mixed model: {design.lme4_formula()}",
+        variance_components=diagnostics.variance_components_frame(
+            fit, problem, design.groups, outer=design.outer_groups
+        ),
         fit_statistics=fit_statistics,
         attempts=fit.attempts,
         notes=tuple(all_notes),

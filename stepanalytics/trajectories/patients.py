@@ -38,8 +38,9 @@ def patient_curves(
     -------
     DataFrame
         ``<groups>, <time>, observed, fitted`` (X beta + Z b_i, the patient's
-        own curve), ``population`` (X beta: the curve of a patient with the
-        same covariates and average random effects) and ``residual``.
+        own curve, plus the clinic's random intercept when one is fitted),
+        ``population`` (X beta: the curve of a patient with the same
+        covariates and average random effects) and ``residual``.
 
     Notes
     -----
@@ -52,6 +53,8 @@ def patient_curves(
     population = problem.x @ fit.beta
     effects = fit.patient_effects[problem.patient_codes]
     fitted = population + np.einsum("nq,nq->n", problem.z, effects)
+    if fit.clinic_effects is not None and problem.clinic_codes is not None:
+        fitted = fitted + fit.clinic_effects[problem.clinic_codes]
     frame = pd.DataFrame({design.groups: design.frame[design.groups].to_numpy()})
     if design.time is not None:
         frame[design.time] = design.frame[design.time].to_numpy()
@@ -81,6 +84,37 @@ def patient_effects(result: TrajectoryResult) -> pd.DataFrame:
     frame.insert(0, design.groups, problem.patient_labels)
     frame["n_measurements"] = np.bincount(problem.patient_codes, minlength=problem.n_patients)
     return frame
+
+
+def clinic_effects(result: TrajectoryResult) -> pd.DataFrame:
+    """Each clinic's random intercept (BLUP) with its numbers of patients and measurements.
+
+    Only for models fitted with a clinic random intercept
+    (``fit_trajectory(..., clinic_effect="random")``).  Shrunk towards zero
+    for small clinics; the table holds no patient ids.
+
+    Notes
+    -----
+    R equivalent: ``ranef(fit)$clinic_id``.
+    """
+    design, fit = result.design, result.fit
+    if design is None or fit is None:
+        raise UsageError("This result carries no fitted model.")
+    problem = design.problem
+    if fit.clinic_effects is None or problem.clinic_codes is None or problem.clinic_labels is None:
+        raise UsageError(
+            "This model has no clinic random intercept; fit it with clinic_effect='random'."
+        )
+    n_clinics = problem.clinic_labels.size
+    first_rows = np.r_[0, np.flatnonzero(np.diff(problem.patient_codes)) + 1]
+    return pd.DataFrame(
+        {
+            design.outer_groups or "clinic": problem.clinic_labels,
+            "Intercept": fit.clinic_effects,
+            "n_patients": np.bincount(problem.clinic_codes[first_rows], minlength=n_clinics),
+            "n_measurements": np.bincount(problem.clinic_codes, minlength=n_clinics),
+        }
+    )
 
 
 def _chosen_patients(

@@ -107,6 +107,12 @@ def predict_trajectory(
         )
     reference = _reference_rows(design)
     variables = design.variables()
+    if by is not None and by == design.outer_groups:
+        raise UsageError(
+            f"{by!r} has a random intercept in this model, so the mean trajectory is the same "
+            f"for every {by}: see clinic_effects(result) for each one's shift, or fit "
+            "compare='clinic' for clinic-specific curves."
+        )
     if by is not None and by != "phase" and by not in variables:
         raise UsageError(
             f"{by!r} is not in the model ({design.formula}); add it to the model "

@@ -21,7 +21,7 @@ class FitOptions:
     """How a model was fitted (kept so that it can be refitted, e.g. by ML)."""
 
     reml: bool = True
-    engine: str | MixedModelEngine = "statsmodels"
+    engine: str | MixedModelEngine = "auto"
     optimizers: tuple[str, ...] | None = None
     level: float = 0.95
 
@@ -36,10 +36,13 @@ class TrajectoryResult(AnalysisResult):
         Fixed effects: ``term, estimate, std_error, df, t_value, p_value,
         ci_lower, ci_upper`` with Satterthwaite df (t-tests as lmerTest).
     variance_components : DataFrame
-        ``group, term, kind ("sd" or "corr"), estimate``; the residual SD last.
+        ``group, term, kind ("sd" or "corr"), estimate``: the patient SDs and
+        correlations, the clinic SD when a clinic random intercept is fitted,
+        the residual SD last.
     fit_statistics : DataFrame
         One row: observations, patients, criterion (REML/ML), loglik,
-        deviance, AIC, BIC, engine, convergence.
+        deviance, AIC, BIC, engine (``"fast"`` or ``"statsmodels"``),
+        convergence.
     attempts : DataFrame
         One row per optimizer run (see :mod:`stepanalytics.trajectories.engines`).
     notes : tuple of str
@@ -48,8 +51,9 @@ class TrajectoryResult(AnalysisResult):
     warnings : tuple of str
         Fit problems in plain words (singular fit, flat likelihood, ...).
     model : object
-        The statsmodels MixedLMResults of the chosen run (fitted on rescaled
-        data when the engine rescaled; see ``notes``).
+        What the engine returned: the :class:`~stepanalytics.lmm.LmmFit` of
+        the fast engine, or the statsmodels MixedLMResults of the chosen run
+        (fitted on rescaled data when that engine rescaled; see ``notes``).
     """
 
     variance_components: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -151,13 +155,22 @@ class TrajectoryResult(AnalysisResult):
         return row
 
     # -- for people -------------------------------------------------------------------
+    def _counts(self) -> str:
+        stats = self.fit_statistics.iloc[0]
+        text = f"{int(stats['n_obs'])} measurements of {int(stats['n_patients'])} patients"
+        problem = None if self.design is None else self.design.problem
+        if problem is not None and problem.clinic_labels is not None and self.design is not None:
+            outer = self.design.outer_groups
+            unit = "clinics" if outer == "clinic_id" else f"{outer} groups"
+            text += f" in {problem.clinic_labels.size} {unit}"
+        return text
+
     def summary(self) -> str:
         stats = self.fit_statistics.iloc[0]
         lines = [
             self.title,
-            f"{stats['criterion']} fit by {stats['engine']}: {int(stats['n_obs'])} measurements "
-            f"of {int(stats['n_patients'])} patients; log-likelihood {stats['loglik']:.3f}, "
-            f"AIC {stats['aic']:.1f}, BIC {stats['bic']:.1f}",
+            f"{stats['criterion']} fit by the {stats['engine']} engine: {self._counts()}; "
+            f"log-likelihood {stats['loglik']:.3f}, AIC {stats['aic']:.1f}, BIC {stats['bic']:.1f}",
             "",
             "Fixed effects (t-tests with Satterthwaite df):",
             self.table.round(4).to_string(index=False),
@@ -175,9 +188,8 @@ class TrajectoryResult(AnalysisResult):
         stats = self.fit_statistics.iloc[0]
         html = [
             f"<h4>{self.title}</h4>",
-            f"<p>{stats['criterion']} fit by {stats['engine']}: {int(stats['n_obs'])} "
-            f"measurements of {int(stats['n_patients'])} patients; log-likelihood "
-            f"{stats['loglik']:.3f}</p>",
+            f"<p>{stats['criterion']} fit by the {stats['engine']} engine: {self._counts()}; "
+            f"log-likelihood {stats['loglik']:.3f}</p>",
             self.table.round(4).to_html(index=False),
             "<p><b>Variance components</b></p>",
             self.variance_components.round(4).to_html(index=False),

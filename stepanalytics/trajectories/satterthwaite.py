@@ -102,6 +102,47 @@ def satterthwaite_state(
     )
 
 
+def state_from_derivatives(
+    hessian: np.ndarray,
+    cov_beta_jacobian: np.ndarray,
+    cov_beta: np.ndarray,
+    varpar: np.ndarray,
+) -> SatterthwaiteState:
+    """The same state from derivatives an engine already has (the fast engine's).
+
+    Parameters
+    ----------
+    hessian : ndarray (k, k)
+        Hessian of the deviance in ``varpar``.
+    cov_beta_jacobian : ndarray (k, p, p)
+        d cov(beta) / d varpar_k.
+    cov_beta : ndarray (p, p)
+    varpar : ndarray (k,)
+
+    Examples
+    --------
+    One variance parameter sigma = 2 with Hessian 4 (so var(sigma) = 2 / 4),
+    and cov(beta) = sigma^2 / 10 with derivative 2 sigma / 10:
+
+    >>> import numpy as np
+    >>> state = state_from_derivatives(np.array([[4.0]]), np.array([[[0.4]]]),
+    ...                                np.array([[0.4]]), np.array([2.0]))
+    >>> float(contrast_df(state, np.array([[1.0]]))[0])
+    4.0
+    """
+    hess = 0.5 * (np.asarray(hessian, dtype=float) + np.asarray(hessian, dtype=float).T)
+    values, vectors = np.linalg.eigh(hess)
+    keep = values > EIGEN_TOL
+    h_inv = (vectors[:, keep] / values[keep]) @ vectors[:, keep].T
+    return SatterthwaiteState(
+        varpar=np.asarray(varpar, dtype=float),
+        cov_beta=np.asarray(cov_beta, dtype=float),
+        jac_cov_beta=np.asarray(cov_beta_jacobian, dtype=float),
+        vcov_varpar=2.0 * h_inv,
+        hessian_eigenvalues=values,
+    )
+
+
 def contrast_df(state: SatterthwaiteState, contrasts: np.ndarray) -> np.ndarray:
     """Satterthwaite df for each row ``l`` of ``contrasts`` (shape (m, p))."""
     rows = np.atleast_2d(np.asarray(contrasts, dtype=float))

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import optimize
-from statsmodels.regression.mixed_linear_model import MixedLM
+from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
 
 from stepanalytics.errors import AnalysisError, UsageError
 from stepanalytics.trajectories import likelihood as lik
@@ -41,6 +41,7 @@ from stepanalytics.trajectories.engines import (
     DEFAULT_OPTIMIZERS,
     EngineFit,
     MixedProblem,
+    attempts_frame,
     check_optimizers,
     empty_attempts,
 )
@@ -49,6 +50,8 @@ from stepanalytics.trajectories.engines import (
 SINGULAR_TOL = 1e-4
 POLISH_OPTIONS = {"ftol": 1e-15, "gtol": 1e-9, "maxiter": 1000}
 POLISH_NAME = "L-BFGS-B on profiled deviance"
+#: Optimizers that ignore statsmodels' ``free`` pattern (and so the uncorrelated structure).
+IGNORE_CONSTRAINTS = frozenset({"powell"})
 
 
 @dataclass
@@ -106,10 +109,21 @@ def fit_with_statsmodels(
             "nested in clinics. Use engine='fast', or put clinic_id in the fixed effects."
         )
     chosen = check_optimizers(optimizers or DEFAULT_OPTIMIZERS)
+    notes: list[str] = []
+    free = None
+    if problem.covariance == "diagonal":
+        chosen, skipped = _constraint_keeping(chosen)
+        if skipped:
+            notes.append(
+                f"{', '.join(skipped)} was not run: it ignores the constraint that the random "
+                "effects be uncorrelated."
+            )
+        # statsmodels keeps the elements marked 0 in ``free`` at their start value (0).
+        free = MixedLMParams.from_components(np.ones(problem.n_fixed), np.eye(problem.n_random))
     scales = _scales(problem) if rescale else None
     work = _rescaled(problem, scales) if scales is not None else problem
     model = MixedLM(work.y, work.x, groups=work.patient_codes, exog_re=work.z)
-    runs = [_run(model, reml, method) for method in chosen]
+    runs = [_run(model, reml, method, free, problem.covariance) for method in chosen]
     finished = [r for r in runs if np.isfinite(r.loglik)]
     if not finished:
         failures = "; ".join(f"{r.optimizer}: {r.note}" for r in runs)
@@ -125,15 +139,14 @@ def fit_with_statsmodels(
             best = polished
     if best.theta is None:  # every finished run has one; guard for type checkers
         raise AnalysisError("The optimizers returned no variance parameters.")
-    theta = _unscaled_theta(best.theta, scales)
+    theta = _unscaled_theta(best.theta, scales, problem.covariance)
     fit = _on_original_scale(problem, theta, reml)
     # Converged: an optimizer reported convergence at (about) the kept optimum, or the
     # bounded polish did (it reaches singular optima the unbounded runs only approach).
     converged = any(
         r.converged and (r.start != "default" or r.loglik >= best.loglik - 1e-3) for r in runs
     )
-    attempts = _attempts_table(runs, best, fit.loglik - best.loglik, scales)
-    notes: list[str] = []
+    attempts = _attempts_table(runs, best, fit.loglik - best.loglik, scales, problem.covariance)
     if scales is not None:
         notes.append(
             "statsmodels fitted the model on rescaled data (unit SD columns); "
@@ -148,13 +161,26 @@ def fit_with_statsmodels(
     )
 
 
-def _run(model: MixedLM, reml: bool, method: str) -> _Run:
+def _constraint_keeping(chosen: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
+    kept = tuple(o for o in chosen if o not in IGNORE_CONSTRAINTS)
+    skipped = [o for o in chosen if o in IGNORE_CONSTRAINTS]
+    if not kept:
+        raise UsageError(
+            "Uncorrelated random effects need an optimizer that keeps statsmodels' constraint: "
+            "lbfgs, bfgs or cg (powell ignores it)."
+        )
+    return kept, skipped
+
+
+def _run(
+    model: MixedLM, reml: bool, method: str, free: MixedLMParams | None, covariance: str
+) -> _Run:
     run = _Run(optimizer=method, start="default")
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result = model.fit(reml=reml, method=[method])
+            result = model.fit(reml=reml, method=[method], free=free)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError, OverflowError) as exc:
             run.seconds = time.perf_counter() - started
             run.note = f"failed: {exc}"
@@ -166,7 +192,7 @@ def _run(model: MixedLM, reml: bool, method: str) -> _Run:
     run.converged = bool(result.converged)
     run.hessian_ok = not any("not positive definite" in m for m in messages)
     cov_re = np.atleast_2d(np.asarray(result.cov_re_unscaled, dtype=float))
-    run.theta = lik.lambda_to_theta(lik.psd_cholesky(cov_re))
+    run.theta = lik.structured_theta(lik.psd_cholesky(cov_re), covariance)
     notes = []
     if not run.converged:
         notes.append("did not report convergence")
@@ -182,12 +208,17 @@ def _polish(work: MixedProblem, best: _Run, reml: bool) -> _Run:
     if best.theta is None:
         return run
     cp = lik.cross_products(work.y, work.x, work.z, work.patient_codes)
-    rows, cols = lik.theta_positions(work.n_random)
+    q, covariance = work.n_random, work.covariance
+    rows, cols = lik.free_positions(q, covariance)
     bounds = [(0.0, None) if r == c else (None, None) for r, c in zip(rows, cols, strict=True)]
+
+    def objective(theta: np.ndarray) -> float:
+        return lik.profiled_deviance(cp, lik.full_theta(theta, q, covariance), reml=reml)
+
     started = time.perf_counter()
     try:
         found = optimize.minimize(
-            partial(lik.profiled_deviance, cp, reml=reml),
+            objective,
             best.theta,
             method="L-BFGS-B",
             jac="3-point",
@@ -206,39 +237,47 @@ def _polish(work: MixedProblem, best: _Run, reml: bool) -> _Run:
     return run
 
 
-def _unscaled_theta(theta: np.ndarray, scales: _Scales | None) -> np.ndarray:
+def _unscaled_theta(
+    theta: np.ndarray, scales: _Scales | None, covariance: str = "unstructured"
+) -> np.ndarray:
     """Undo the rescaling of Z: Lambda = diag(1 / sd_z) Lambda_scaled (y and X do not matter)."""
     if scales is None:
         return np.asarray(theta, dtype=float)
-    q = scales.z.size
-    return lik.lambda_to_theta(lik.theta_to_lambda(theta, q) / scales.z[:, None])
+    lam = lik.structured_lambda(theta, scales.z.size, covariance)
+    return lik.structured_theta(lam / scales.z[:, None], covariance)
 
 
 def _on_original_scale(problem: MixedProblem, theta: np.ndarray, reml: bool) -> EngineFit:
+    """Every reported number at ``theta`` (of the problem's structure), on the data's scale."""
     cp = lik.cross_products(problem.y, problem.x, problem.z, problem.patient_codes)
-    pieces = lik.profiled_pieces(cp, theta)
+    q, covariance = problem.n_random, problem.covariance
+    full = lik.full_theta(theta, q, covariance)
+    pieces = lik.profiled_pieces(cp, full)
     sigma = lik.profiled_sigma(cp, pieces, reml=reml)
     return EngineFit(
         theta=np.asarray(theta, dtype=float),
         sigma=sigma,
         beta=pieces.beta,
         cov_beta=sigma**2 * np.linalg.inv(pieces.xtwx),
-        loglik=-0.5 * lik.deviance(cp, theta, sigma, reml=reml),
+        loglik=-0.5 * lik.deviance(cp, full, sigma, reml=reml),
         reml=reml,
-        patient_effects=lik.patient_effects(cp, theta, pieces.beta),
-        deviance_function=partial(_deviance_at, cp, reml),
-        cov_beta_function=partial(_cov_beta_at, cp),
+        patient_effects=lik.patient_effects(cp, full, pieces.beta),
+        deviance_function=partial(_deviance_at, cp, reml, q, covariance),
+        cov_beta_function=partial(_cov_beta_at, cp, q, covariance),
         converged=True,
         engine="statsmodels",
     )
 
 
-def _deviance_at(cp: lik.CrossProducts, reml: bool, varpar: np.ndarray) -> float:
-    return lik.deviance(cp, varpar[:-1], varpar[-1], reml=reml)
+def _deviance_at(
+    cp: lik.CrossProducts, reml: bool, q: int, covariance: str, varpar: np.ndarray
+) -> float:
+    theta = lik.full_theta(varpar[:-1], q, covariance)
+    return lik.deviance(cp, theta, varpar[-1], reml=reml)
 
 
-def _cov_beta_at(cp: lik.CrossProducts, varpar: np.ndarray) -> np.ndarray:
-    return lik.cov_beta(cp, varpar[:-1], varpar[-1])
+def _cov_beta_at(cp: lik.CrossProducts, q: int, covariance: str, varpar: np.ndarray) -> np.ndarray:
+    return lik.cov_beta(cp, lik.full_theta(varpar[:-1], q, covariance), varpar[-1])
 
 
 def _column_sd(values: np.ndarray) -> np.ndarray:
@@ -265,7 +304,7 @@ def _rescaled(problem: MixedProblem, scales: _Scales) -> MixedProblem:
 
 
 def _attempts_table(
-    runs: list[_Run], best: _Run, shift: float, scales: _Scales | None
+    runs: list[_Run], best: _Run, shift: float, scales: _Scales | None, covariance: str
 ) -> pd.DataFrame:
     """One row per optimizer run; log-likelihoods shifted to the original scale."""
     if not runs:
@@ -274,9 +313,14 @@ def _attempts_table(
     for run in runs:
         boundary = False
         if run.theta is not None:
-            theta = _unscaled_theta(run.theta, scales)
-            q = round((np.sqrt(8 * theta.size + 1) - 1) / 2)
-            boundary = bool(np.any(np.diag(lik.theta_to_lambda(theta, q)) < SINGULAR_TOL))
+            theta = _unscaled_theta(run.theta, scales, covariance)
+            q = (
+                theta.size
+                if covariance == "diagonal"
+                else round((np.sqrt(8 * theta.size + 1) - 1) / 2)
+            )
+            lam = lik.structured_lambda(theta, q, covariance)
+            boundary = bool(np.any(np.diag(lam) < SINGULAR_TOL))
         rows.append(
             {
                 "optimizer": run.optimizer,
@@ -290,4 +334,4 @@ def _attempts_table(
                 "chosen": run is best,
             }
         )
-    return pd.DataFrame(rows, columns=empty_attempts().columns)
+    return attempts_frame(rows)

@@ -34,12 +34,14 @@ def fit_trajectory(
     piecewise: bool = False,
     covariates: Sequence[str] | bool = (),
     compare: str | None = None,
+    clinic_effect: str | None = None,
     random_slope: bool = True,
+    re_covariance: str = "unstructured",
     formula: str | None = None,
     re_formula: str | None = None,
     groups: str = "patient_id",
     reml: bool = True,
-    engine: str | MixedModelEngine = "statsmodels",
+    engine: str | MixedModelEngine = "auto",
     optimizers: Sequence[str] | None = None,
     level: float = 0.95,
     missing: str = "raise",
@@ -68,14 +70,24 @@ def fit_trajectory(
     compare : {"clinic", "protocol"}, optional
         Fixed effects for clinic (or protocol) on level and on every slope;
         the reference is the largest clinic.
+    clinic_effect : {None, "random"}
+        ``"random"`` adds a random intercept per clinic with patients nested
+        in clinics: lme4's ``(1 | clinic_id) + (weeks | patient_id)``.  The
+        clinics' spread then shows as an SD in ``variance_components`` and
+        the fixed effects are averaged over clinics.  Only the fast engine
+        fits it (``engine="statsmodels"`` is refused).
     random_slope : bool, default True
         Random slope of ``weeks`` per patient (else a random intercept only).
+    re_covariance : {"unstructured", "diagonal"}
+        Correlated patient random effects (default) or uncorrelated ones
+        (lme4's ``||``; fitted by statsmodels, see :func:`fit_mixed_model`).
     formula, re_formula : str, optional
         Free formulas (patsy) replacing the above; columns available are those
         of ``cohort.measurements``, the patient table and the phase clocks.
     groups : str, default ``"patient_id"``
     reml, engine, optimizers, level, missing
-        As in :func:`fit_mixed_model`.
+        As in :func:`fit_mixed_model`; ``engine="auto"`` uses the fast
+        engine (:mod:`stepanalytics.lmm`) for every model it can fit.
 
     Returns
     -------
@@ -83,7 +95,9 @@ def fit_trajectory(
 
     Notes
     -----
-    R equivalent: ``lmerTest::lmer(score ~ weeks + (weeks | patient_id))``.
+    R equivalent: ``lmerTest::lmer(score ~ weeks + (weeks | patient_id))``, with
+    ``clinic_effect="random"`` ``lmerTest::lmer(score ~ weeks + (1 | clinic_id) +
+    (weeks | patient_id))``.
     Whether a positive slope is an improvement depends on the instrument; the
     result's ``higher_is_better`` and notes say which.
 
@@ -91,10 +105,14 @@ def fit_trajectory(
     --------
     >>> from stepanalytics.synth import synthesize_cohort
     >>> cohort = synthesize_cohort(n_patients=60, n_clinics=3, seed=1)
-    >>> fit = fit_trajectory(cohort, "odi", optimizers=["lbfgs"])
+    >>> fit = fit_trajectory(cohort, "odi")
     >>> fit.to_frame()["term"].tolist()
     ['Intercept', 'weeks']
+    >>> nested = fit_trajectory(cohort, "odi", clinic_effect="random")
+    >>> nested.variance_components["group"].tolist()
+    ['patient_id', 'patient_id', 'patient_id', 'clinic_id', 'Residual']
     """
+    outer = _outer_groups(clinic_effect, compare)
     data = trajectory_data(cohort, instrument)
     notes: list[str] = []
     chosen = _covariates(covariates)
@@ -111,7 +129,14 @@ def fit_trajectory(
     if re_formula is None:
         re_formula = "~weeks" if random_slope else "~1"
     design = build_design(
-        data, formula=formula, re_formula=re_formula, groups=groups, time="weeks", missing=missing
+        data,
+        formula=formula,
+        re_formula=re_formula,
+        groups=groups,
+        outer_groups=outer,
+        re_covariance=re_covariance,
+        time="weeks",
+        missing=missing,
     )
     options = FitOptions(
         reml=reml,
@@ -163,6 +188,23 @@ def trajectory_data(cohort: Cohort, instrument: str) -> pd.DataFrame:
     phases = sorted(int(p) for p in cohort.phases["phase"].unique())
     data = add_phase_clocks(data, cohort.phases, phase_numbers=phases)
     return data
+
+
+def _outer_groups(clinic_effect: str | None, compare: str | None) -> str | None:
+    """The column of the random clinic intercept, or None."""
+    if clinic_effect is None:
+        return None
+    if clinic_effect != "random":
+        raise UsageError(
+            f"clinic_effect must be None or 'random', not {clinic_effect!r} "
+            "(clinics as fixed effects: compare='clinic')."
+        )
+    if compare == "clinic":
+        raise UsageError(
+            "Clinic cannot be both a fixed effect (compare='clinic') and a random intercept "
+            "(clinic_effect='random'); choose one."
+        )
+    return "clinic_id"
 
 
 def _covariates(covariates: Sequence[str] | bool) -> list[str]:

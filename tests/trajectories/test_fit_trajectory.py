@@ -23,22 +23,20 @@ from stepanalytics.trajectories import (
     trajectory_data,
 )
 
-FAST = ["lbfgs"]
-
 
 @pytest.fixture(scope="module")
 def default_fit(synth_cohort) -> TrajectoryResult:  # type: ignore[no-untyped-def]
-    return fit_trajectory(synth_cohort, "odi", optimizers=FAST)
+    return fit_trajectory(synth_cohort, "odi")
 
 
 @pytest.fixture(scope="module")
 def piecewise_fit(synth_cohort) -> TrajectoryResult:  # type: ignore[no-untyped-def]
-    return fit_trajectory(synth_cohort, "odi", piecewise=True, optimizers=FAST)
+    return fit_trajectory(synth_cohort, "odi", piecewise=True)
 
 
 @pytest.fixture(scope="module")
 def clinic_fit(synth_cohort) -> TrajectoryResult:  # type: ignore[no-untyped-def]
-    return fit_trajectory(synth_cohort, "odi", compare="clinic", optimizers=FAST)
+    return fit_trajectory(synth_cohort, "odi", compare="clinic")
 
 
 def coef(result: TrajectoryResult) -> pd.Series:
@@ -57,7 +55,6 @@ def test_default_model_is_weeks_with_random_intercept_and_slope(
         trajectory_data(synth_cohort, "odi"),
         formula="score ~ weeks",
         re_formula="~weeks",
-        optimizers=FAST,
     )
     assert default_fit.loglik == pytest.approx(same.loglik, abs=1e-8)
     text = default_fit.summary()
@@ -132,7 +129,7 @@ def test_clinic_comparison_uses_the_largest_clinic_as_reference(
 
 def test_case_mix_needs_a_decision_about_missing_baselines(synth_cohort) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(AnalysisError, match=r"baseline_centred: .* missing.*missing='drop'"):
-        fit_trajectory(synth_cohort, "odi", covariates=True, optimizers=FAST)
+        fit_trajectory(synth_cohort, "odi", covariates=True)
 
 
 def test_case_mix_adjusted_prediction_is_standardised_over_patients(synth_cohort) -> None:  # type: ignore[no-untyped-def]
@@ -141,7 +138,6 @@ def test_case_mix_adjusted_prediction_is_standardised_over_patients(synth_cohort
         "odi",
         covariates=["baseline", "sex", "compensation_claim"],
         missing="drop",
-        optimizers=FAST,
     )
     terms = list(fit.to_frame()["term"])
     assert "baseline_centred" in terms and "compensation_claim[T.True]" in terms
@@ -162,23 +158,21 @@ def test_case_mix_adjusted_prediction_is_standardised_over_patients(synth_cohort
 
 
 def test_higher_is_better_instruments_say_so(synth_cohort) -> None:  # type: ignore[no-untyped-def]
-    fit = fit_trajectory(synth_cohort, "pseq", optimizers=FAST)
+    fit = fit_trajectory(synth_cohort, "pseq")
     assert fit.higher_is_better is True
     assert any("a positive slope means improvement" in n for n in fit.notes)
 
 
 def test_a_measure_on_a_large_scale_fits(synth_cohort) -> None:  # type: ignore[no-untyped-def]
     """Six-minute walk in metres, measured only at baseline and phase ends."""
-    fit = fit_trajectory(synth_cohort, "six_mwt", optimizers=FAST)
+    fit = fit_trajectory(synth_cohort, "six_mwt")
     assert fit.fit.converged
     assert fit.variance_components["estimate"].iat[0] > 10  # metres, not rescaled units
     assert fit.higher_is_better is True
 
 
 def test_a_free_formula_with_phase_effects_predicts_by_phase(synth_cohort) -> None:  # type: ignore[no-untyped-def]
-    fit = fit_trajectory(
-        synth_cohort, "odi", formula="score ~ weeks + C(phase)", re_formula="1", optimizers=FAST
-    )
+    fit = fit_trajectory(synth_cohort, "odi", formula="score ~ weeks + C(phase)", re_formula="1")
     path = fit.phase_path
     week = path.start_weeks[3] + 1.0
     table = predict_trajectory(fit, weeks=[week], by="phase").table
@@ -216,7 +210,7 @@ def test_patient_curves_and_effects(default_fit: TrajectoryResult) -> None:
 )
 def test_option_errors(synth_cohort, kwargs, error, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error, match=match):
-        fit_trajectory(synth_cohort, "odi", optimizers=FAST, **kwargs)
+        fit_trajectory(synth_cohort, "odi", **kwargs)
 
 
 def test_unknown_instrument_lists_the_available_ones(synth_cohort) -> None:  # type: ignore[no-untyped-def]
@@ -227,9 +221,7 @@ def test_unknown_instrument_lists_the_available_ones(synth_cohort) -> None:  # t
 def test_prediction_errors(default_fit: TrajectoryResult, sleepstudy: pd.DataFrame) -> None:
     with pytest.raises(UsageError, match="not in the model"):
         predict_trajectory(default_fit, by="clinic_id")
-    plain = fit_mixed_model(
-        sleepstudy, formula="Reaction ~ Days", groups="Subject", time="Days", optimizers=FAST
-    )
+    plain = fit_mixed_model(sleepstudy, formula="Reaction ~ Days", groups="Subject", time="Days")
     with pytest.raises(UsageError, match="typical phase path"):
         predict_trajectory(plain, by="phase")
 
@@ -239,8 +231,6 @@ def test_compare_models_refuses_different_rows_and_non_nested_models(
 ) -> None:
     with pytest.raises(UsageError, match="not nested"):
         compare_models(default_fit, piecewise_fit)
-    other = fit_mixed_model(
-        sleepstudy, formula="Reaction ~ Days", groups="Subject", time="Days", optimizers=FAST
-    )
+    other = fit_mixed_model(sleepstudy, formula="Reaction ~ Days", groups="Subject", time="Days")
     with pytest.raises(UsageError, match="different rows"):
         compare_models(default_fit, other)

@@ -23,9 +23,7 @@ from stepanalytics.trajectories import TrajectoryResult, fit_trajectory
 
 @pytest.fixture(scope="module")
 def fit(synth_cohort) -> TrajectoryResult:  # type: ignore[no-untyped-def]
-    return fit_trajectory(
-        synth_cohort, "odi", piecewise=True, compare="clinic", optimizers=["lbfgs"]
-    )
+    return fit_trajectory(synth_cohort, "odi", piecewise=True, compare="clinic")
 
 
 def test_spaghetti_draws_a_sample_and_the_mean(fit: TrajectoryResult) -> None:

@@ -8,8 +8,6 @@ import pytest
 
 from stepanalytics.trajectories import fit_mixed_model, fit_trajectory
 
-FAST = ["lbfgs"]
-
 
 def test_exact_model_simulation_is_recovered() -> None:
     """An exact random intercept-and-slope model with a patient covariate, irregular visits.
@@ -37,9 +35,7 @@ def test_exact_model_simulation_is_recovered() -> None:
     data = pd.DataFrame(
         {"patient_id": pid, "weeks": weeks, "score": score, "group": group[pid].astype(str)}
     )
-    fit = fit_mixed_model(
-        data, formula="score ~ weeks + group", re_formula="~weeks", optimizers=FAST
-    )
+    fit = fit_mixed_model(data, formula="score ~ weeks + group", re_formula="~weeks")
     table = fit.to_frame().set_index("term")
     truth = pd.Series({"Intercept": 40.0, "group[T.1]": 5.0, "weeks": -0.5})
     z = (table.loc[truth.index, "estimate"] - truth) / table.loc[truth.index, "std_error"]
@@ -72,9 +68,7 @@ def test_synthetic_cohort_truth_is_recovered() -> None:
     tables, truth = synthesize_tables(SynthConfig(n_patients=300, n_clinics=4, seed=21))
     cohort = Cohort.from_tables(tables, protocol_text=SYNTH_PROTOCOL_YAML)
     odi = truth["odi_model"]
-    fit = fit_trajectory(
-        cohort, "odi", formula="score ~ weeks:clinic_id + compensation_claim", optimizers=FAST
-    )
+    fit = fit_trajectory(cohort, "odi", formula="score ~ weeks:clinic_id + compensation_claim")
     table = fit.to_frame().set_index("term")
     assert table.loc["Intercept", "estimate"] == pytest.approx(odi["intercept"], abs=2.0)
     compensation = table.loc["compensation_claim[T.True]"]
