@@ -14,6 +14,8 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_import_does_not_load_heavy_analysis_modules() -> None:
-    code = "import sys, stepanalytics; print('statsmodels' in sys.modules, 'lifelines' in sys.modules)"
+    code = (
+        "import sys, stepanalytics; print('statsmodels' in sys.modules, 'lifelines' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

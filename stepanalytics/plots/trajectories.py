@@ -75,8 +75,7 @@ def plot_spaghetti(
     --------
     >>> from stepanalytics.synth import synthesize_cohort
     >>> from stepanalytics.trajectories import fit_trajectory
-    >>> fit = fit_trajectory(synthesize_cohort(n_patients=40, n_clinics=2, seed=3), "odi",
-    ...                      optimizers=["lbfgs"])
+    >>> fit = fit_trajectory(synthesize_cohort(n_patients=40, n_clinics=2, seed=3), "odi")
     >>> ax = plot_spaghetti(fit, n_patients=10)
     """
     if show not in ("observed", "fitted"):
@@ -110,7 +109,7 @@ def plot_trajectory_by_phase(
     >>> from stepanalytics.synth import synthesize_cohort
     >>> from stepanalytics.trajectories import fit_trajectory
     >>> fit = fit_trajectory(synthesize_cohort(n_patients=40, n_clinics=2, seed=3), "odi",
-    ...                      piecewise=True, optimizers=["lbfgs"])
+    ...                      piecewise=True)
     >>> ax = plot_trajectory_by_phase(fit)
     """
     ax = _axes(ax)
@@ -161,7 +160,7 @@ def plot_trajectory_by_clinic(
     >>> from stepanalytics.synth import synthesize_cohort
     >>> from stepanalytics.trajectories import fit_trajectory
     >>> fit = fit_trajectory(synthesize_cohort(n_patients=60, n_clinics=3, seed=3), "odi",
-    ...                      compare="clinic", optimizers=["lbfgs"])
+    ...                      compare="clinic")
     >>> ax = plot_trajectory_by_clinic(fit, threshold=None)
     """
     ax = _axes(ax)
