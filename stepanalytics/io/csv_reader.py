@@ -12,13 +12,13 @@ import csv
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from stepanalytics.contract import TABLES
 from stepanalytics.errors import CohortError, Problem
+from stepanalytics.io.arrow_frames import arrow_to_frame
 
 _NUMERIC_KINDS = {"int": pa.float64(), "number": pa.float64()}
 
@@ -81,18 +81,4 @@ def _arrow_csv(file: Path, header: list[str], numeric: Mapping[str, pa.DataType]
             quoted_strings_can_be_null=True,
         ),
     )
-    return pd.DataFrame({name: _to_pandas(arrow.column(name)) for name in header})
-
-
-def _to_pandas(column: pa.ChunkedArray) -> pd.Series:
-    """Dictionary text becomes plain object strings (shared, so cheap); null stays None."""
-    if pa.types.is_dictionary(column.type):
-        cat = column.to_pandas()
-        values = np.asarray(cat.cat.categories, dtype=object)
-        codes = cat.cat.codes.to_numpy()
-        out = np.empty(len(codes), dtype=object)
-        has = codes >= 0
-        out[has] = values[codes[has]]
-        out[~has] = None
-        return pd.Series(out)
-    return column.to_pandas()
+    return arrow_to_frame(arrow.select(header))

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from stepanalytics.contract import TABLE_ORDER
+from stepanalytics.io.arrow_frames import arrow_to_frame
 
 PROTOCOL_TABLE = "_protocol"
 
@@ -38,7 +39,6 @@ def read_duckdb_tables(
             row[0]
             for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
         }
-        params: list[object] = []
         where = ""
         if clinics is not None:
             con.execute("CREATE TEMP TABLE _clinics (clinic_id VARCHAR)")
@@ -56,7 +56,11 @@ def read_duckdb_tables(
                     f'SELECT rowid AS _row, * FROM "{name}" WHERE patient_id IN '
                     f"(SELECT patient_id FROM patients {where})"
                 )
-            frame = con.execute(query, params).df()
+            relation = con.sql(query)
+            # duckdb 2 names it to_arrow_table; 1.x only has fetch_arrow_table.
+            to_arrow = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
+            arrow = to_arrow()
+            frame = arrow_to_frame(arrow)
             tables[name] = frame.set_index("_row").rename_axis(None).sort_index()
         if PROTOCOL_TABLE in present:
             row = con.execute(f"SELECT yaml FROM {PROTOCOL_TABLE}").fetchone()

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from stepanalytics.contract import TABLES
+from stepanalytics.io.arrow_frames import arrow_to_frame
 
 
 def read_parquet_table(
@@ -41,7 +42,7 @@ def read_parquet_table(
     if patient_ids is not None:
         by_patient = pc.field("patient_id").isin(patient_ids)
         condition = by_patient if condition is None else condition & by_patient
-    frame = dataset.to_table(filter=condition).to_pandas()
+    frame = arrow_to_frame(dataset.to_table(filter=condition))
     if partitioning:
         contract = {c.name for c in TABLES[table]}
         keys = [f.name for f in dataset.partitioning.schema] if dataset.partitioning else []
