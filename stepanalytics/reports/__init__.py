@@ -5,7 +5,7 @@ Public entry points:
 - :func:`render_report` renders one report (QI committee report, clinic
   benchmark or cohort explorer) with provenance;
 - :func:`render_batch` renders one QI report per clinic plus the benchmark
-  in parallel processes, with an index page;
+  in parallel processes or on a Dask cluster, with an index page;
 - ``stepanalytics report ...`` (:mod:`stepanalytics.reports.cli`) does both
   from the command line.
 

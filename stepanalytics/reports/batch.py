@@ -1,71 +1,57 @@
 """Render many reports at once: one per clinic plus the benchmark, in parallel.
 
 The cohort is read and validated once, the peer results every report needs
-(case-mix adjustment, funnel limits) are computed once and written to
-``out_dir/_shared/``, and the notebooks run in separate processes (each with
-its own kernel).  One report's failure is recorded and the others go on; the
-run ends with a summary and an ``index.html`` linking every report.
+(case-mix adjustment, funnel limits) are computed once in this process and
+written to ``out_dir/_shared/``, and the notebooks run on workers (each with
+its own kernel): spawned processes on this machine, or a Dask cluster
+(:mod:`stepanalytics.reports.executors`).  One report's failure is recorded
+and the others go on; the run ends with a summary and an ``index.html``
+linking every report.
 """
 
 from __future__ import annotations
 
-import html
-import multiprocessing
-import os
+import contextlib
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from stepanalytics.errors import StepAnalyticsError, UsageError
+from stepanalytics.errors import UsageError
+from stepanalytics.reports.batch_index import progress_bar, write_index
+from stepanalytics.reports.batch_jobs import (
+    BatchItem,
+    BatchJob,
+    ShippedBundle,
+    deliver,
+    render_job,
+)
+from stepanalytics.reports.executors import (
+    BatchExecutor,
+    choose_shipping,
+    import_distributed,
+    open_executor,
+)
 from stepanalytics.reports.inputs import ReportInputs, inputs_from_cohort
-from stepanalytics.reports.kinds import DEFAULT_CELL_TIMEOUT, get_kind
+from stepanalytics.reports.kinds import DEFAULT_CELL_TIMEOUT, get_kind, notebook_path
 from stepanalytics.reports.period import parse_period
-from stepanalytics.reports.render import render_report, temporary_sibling
+
+__all__ = ["BATCH_BY", "SHARED_DIR", "BatchItem", "BatchSummary", "render_batch", "write_index"]
 
 BATCH_BY = ("clinic",)
 SHARED_DIR = "_shared"
 
 
 @dataclass(frozen=True)
-class BatchJob:
-    """One report to render in a worker process."""
-
-    kind: str
-    clinic: str | None
-    period: str | None
-    out_dir: Path
-    pdf: bool
-    parameters: Mapping[str, Any]
-    shared: Path | None
-    inputs: ReportInputs
-    cell_timeout: int
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """What became of one job."""
-
-    kind: str
-    clinic: str | None
-    ok: bool
-    html: Path | None = None
-    pdf: Path | None = None
-    seconds: float = 0.0
-    error: str | None = None
-
-    @property
-    def label(self) -> str:
-        """``qi C01`` or ``benchmark`` for lists and progress lines."""
-        return f"{self.kind} {self.clinic}" if self.clinic else self.kind
-
-
-@dataclass(frozen=True)
 class BatchSummary:
-    """The outcome of a batch: every item, the index page and timings."""
+    """The outcome of a batch: every item, the index page and timings.
+
+    Attributes
+    ----------
+    executor : str
+        Where the reports ran (process pool or Dask cluster).
+    """
 
     out_dir: Path
     items: tuple[BatchItem, ...]
@@ -73,6 +59,7 @@ class BatchSummary:
     shared: Path | None
     seconds: float
     skipped: tuple[str, ...] = field(default=())
+    executor: str = ""
 
     @property
     def failed(self) -> list[BatchItem]:
@@ -98,34 +85,6 @@ class BatchSummary:
         return "\n".join(lines)
 
 
-def _render_job(job: BatchJob) -> BatchItem:
-    """Worker entry point: render one report and never raise for a report problem."""
-    started = time.perf_counter()
-    try:
-        report = render_report(
-            job.kind,
-            data=job.inputs.data,
-            out_dir=job.out_dir,
-            clinic=job.clinic,
-            period=job.period,
-            pdf=job.pdf,
-            parameters=job.parameters,
-            shared=job.shared,
-            inputs=job.inputs,
-            cell_timeout=job.cell_timeout,
-        )
-    except StepAnalyticsError as err:
-        return BatchItem(job.kind, job.clinic, False, seconds=_since(started), error=str(err))
-    except Exception as err:  # isolate: one report's bug must not stop the batch
-        message = f"{type(err).__name__}: {err}"
-        return BatchItem(job.kind, job.clinic, False, seconds=_since(started), error=message)
-    return BatchItem(job.kind, job.clinic, True, report.html, report.pdf, report.seconds)
-
-
-def _since(started: float) -> float:
-    return time.perf_counter() - started
-
-
 def render_batch(
     data: str | Path,
     *,
@@ -139,8 +98,10 @@ def render_batch(
     clinics: list[str] | None = None,
     progress: bool = True,
     cell_timeout: int = DEFAULT_CELL_TIMEOUT,
+    scheduler: str | None = None,
+    ship: str = "auto",
 ) -> BatchSummary:
-    """Render one QI report per clinic (and the benchmark) in parallel processes.
+    """Render one QI report per clinic (and the benchmark) in parallel.
 
     Parameters
     ----------
@@ -154,7 +115,9 @@ def render_batch(
         Enrolment period (``2025Q4``, ``2025-11``, ``2025``); None for all.
         Clinics without a patient enrolled in it are skipped and listed.
     workers : int
-        Worker processes (each runs one notebook kernel at a time).
+        Worker processes of the local pool or of the Dask LocalCluster
+        (each runs one notebook kernel at a time).  A cluster at a
+        scheduler address uses the workers it has.
     pdf : bool
         Also write PDFs.
     parameters : mapping, optional
@@ -167,6 +130,19 @@ def render_batch(
         Show a progress bar (rich) on the terminal.
     cell_timeout : int
         Seconds a single notebook cell may run.
+    scheduler : str, optional
+        None (default): a process pool on this machine.  ``"local"``: a Dask
+        LocalCluster of ``workers`` processes, started for the batch and
+        closed after it.  Otherwise the address of a running Dask scheduler
+        (``tcp://host:8786``).  Needs ``stepanalytics[dask]``.
+    ship : {"auto", "scatter", "path"}
+        How Dask workers get the peer results.  ``path``: they read
+        ``out_dir/_shared/...`` and write reports into ``out_dir`` (they
+        share this machine's files).  ``scatter``: the results and the
+        notebook templates are scattered to every worker and the reports
+        come back here to be written (workers may be on other machines; they
+        still read the cohort at ``data``).  ``auto``: ``scatter`` for a
+        scheduler address, ``path`` otherwise.
 
     Returns
     -------
@@ -178,15 +154,24 @@ def render_batch(
     CohortError
         The data breaks the contract (no report is attempted).
     UsageError
-        Bad ``by``, ``workers``, period or clinic.
+        Bad ``by``, ``workers``, period, clinic, scheduler or ``ship``;
+        ``distributed`` not installed; scheduler unreachable.
 
     Examples
     --------
     >>> summary = render_batch("data/demo", out_dir="reports/batch")  # doctest: +SKIP
     >>> print(summary.render_text())  # doctest: +SKIP
     7 of 7 reports written in 41.2 s; index: reports/batch/index.html
+    >>> render_batch("data/demo", out_dir="reports/batch",
+    ...              scheduler="tcp://10.0.0.5:8786")  # doctest: +SKIP
+
+    Notes
+    -----
+    The heavy shared computations (:func:`~stepanalytics.reports.shared.compute_peer_results`)
+    run once, here, whatever executes the reports.
     """
     from stepanalytics.cohort import load_cohort
+    from stepanalytics.reports.context import restrict_to_period
     from stepanalytics.reports.shared import compute_peer_results, write_shared
 
     started = time.perf_counter()
@@ -194,6 +179,9 @@ def render_batch(
         raise UsageError(f"A batch can be split by {', '.join(BATCH_BY)}, not {by!r}.")
     if workers < 1:
         raise UsageError(f"workers must be at least 1, not {workers}.")
+    choose_shipping(scheduler, ship)  # a bad combination fails before any work
+    if scheduler is not None:
+        import_distributed()  # so does a missing optional dependency
     chosen = parse_period(period)
     label = chosen.label if chosen else None
     cohort = load_cohort(Path(data))
@@ -204,152 +192,88 @@ def render_batch(
     with_patients = set(inputs.clinics_in_period(chosen))
     skipped = tuple(c for c in wanted if c not in with_patients)
     targets = [c for c in wanted if c in with_patients]
+    reports: list[tuple[str, str | None]] = [("qi", c) for c in targets]
+    if benchmark and targets:
+        reports.append(("benchmark", None))
+    notebooks = {kind: notebook_path(get_kind(kind)) for kind, _ in reports}
+    executor = open_executor(scheduler, workers=max(1, min(workers, len(reports))), ship=ship)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-
-    from stepanalytics.reports.context import restrict_to_period
-
-    peers = compute_peer_results(
-        restrict_to_period(cohort, chosen),
-        period=chosen,
-        instruments=tuple((parameters or {}).get("instruments", ())),
-    )
-    shared = write_shared(peers, out / SHARED_DIR)
-
-    def job(kind: str, clinic: str | None) -> BatchJob:
-        return BatchJob(
-            kind, clinic, label, out, pdf, dict(parameters or {}), shared, inputs, cell_timeout
+    jobs = [
+        BatchJob(
+            kind=kind,
+            clinic=clinic,
+            period=label,
+            out_dir=out.resolve(),
+            pdf=pdf,
+            parameters=dict(parameters or {}),
+            notebook=notebooks[kind],
+            cell_timeout=cell_timeout,
+            provenance={"Batch run on": executor.description},
         )
-
-    jobs = [job("qi", c) for c in targets]
-    if benchmark and targets:
-        jobs.append(job("benchmark", None))
-    items = _run_jobs(jobs, workers=workers, progress=progress)
+        for kind, clinic in reports
+    ]
+    items: list[BatchItem] = []
+    # Workers start (or the scheduler is reached) first: an unreachable cluster should
+    # fail before the shared computation, which can take minutes on a registry.
+    with executor if jobs else contextlib.nullcontext():
+        peers = compute_peer_results(
+            restrict_to_period(cohort, chosen),
+            period=chosen,
+            instruments=tuple((parameters or {}).get("instruments", ())),
+        )
+        shared = write_shared(peers, out / SHARED_DIR)
+        if jobs:
+            bundle: Path | ShippedBundle = shared
+            if executor.ships:
+                templates = {path.name: path.read_bytes() for path in notebooks.values()}
+                bundle = ShippedBundle(peers, templates)
+            items = _run_jobs(jobs, executor, inputs=inputs, shared=bundle, progress=progress)
     order = {(j.kind, j.clinic): n for n, j in enumerate(jobs)}
     items.sort(key=lambda i: order[(i.kind, i.clinic)])
-    index = write_index(out, items, inputs=inputs, period=label, skipped=skipped)
+    index = write_index(
+        out, items, inputs=inputs, period=label, skipped=skipped, executor=executor.description
+    )
     return BatchSummary(
-        out, tuple(items), index, shared, time.perf_counter() - started, skipped=skipped
+        out,
+        tuple(items),
+        index,
+        shared,
+        time.perf_counter() - started,
+        skipped=skipped,
+        executor=executor.description,
     )
 
 
-def _run_jobs(jobs: list[BatchJob], *, workers: int, progress: bool) -> list[BatchItem]:
-    """Run the jobs in a process pool; a dead worker fails only its own report."""
-    if not jobs:
-        return []
-    # spawn, not fork: the parent may hold threads (progress bar) and zmq state.
-    context = multiprocessing.get_context("spawn")
+def _run_jobs(
+    jobs: list[BatchJob],
+    executor: BatchExecutor,
+    *,
+    inputs: ReportInputs,
+    shared: Path | ShippedBundle,
+    progress: bool,
+) -> list[BatchItem]:
+    """Submit every job, collect them as they finish; a dead worker fails only its job."""
+    inputs_ref = executor.share(inputs)
+    shared_ref = executor.share(shared) if isinstance(shared, ShippedBundle) else shared
     items: list[BatchItem] = []
-    with (
-        _progress_bar(len(jobs), enabled=progress) as advance,
-        ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool,
-    ):
-        futures: dict[Future[BatchItem], BatchJob] = {pool.submit(_render_job, j): j for j in jobs}
-        for future in as_completed(futures):
-            source = futures[future]
+    with progress_bar(len(jobs), enabled=progress) as advance:
+        futures = {
+            executor.submit(render_job, job, inputs_ref, shared_ref, name=job.label): job
+            for job in jobs
+        }
+        for future in executor.as_completed(futures):
+            job = futures[future]
             try:
-                item = future.result()
-            except Exception as err:  # the worker process died (e.g. out of memory)
+                item = deliver(future.result(), job)
+            except Exception as err:  # the worker died (e.g. out of memory), or the copy failed
                 item = BatchItem(
-                    source.kind,
-                    source.clinic,
+                    job.kind,
+                    job.clinic,
                     False,
-                    error=f"the worker process stopped: {type(err).__name__}: {err}",
+                    error=f"the worker stopped or its report could not be saved: "
+                    f"{type(err).__name__}: {err}",
                 )
             items.append(item)
             advance(item)
     return items
-
-
-class _progress_bar:
-    """A rich progress bar, or nothing when disabled; yields an ``advance`` callable."""
-
-    def __init__(self, total: int, *, enabled: bool) -> None:
-        self.total = total
-        self.enabled = enabled
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> Callable[[BatchItem], None]:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("[bold]reports"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.description}"),
-                transient=False,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task("", total=self.total)
-        return self._advance
-
-    def _advance(self, item: BatchItem) -> None:
-        if self._progress is None:
-            return
-        status = "done" if item.ok else "[red]FAILED[/red]"
-        self._progress.update(self._task, advance=1, description=f"{item.label} {status}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-
-def write_index(
-    out: Path,
-    items: list[BatchItem],
-    *,
-    inputs: ReportInputs,
-    period: str | None,
-    skipped: tuple[str, ...] = (),
-) -> Path:
-    """Write ``index.html`` linking every report (relative links), atomically."""
-    esc = html.escape
-    rows = []
-    for item in items:
-        title = get_kind(item.kind).title + (f": clinic {item.clinic}" if item.clinic else "")
-        if item.ok and item.html is not None:
-            links = f'<a href="{esc(item.html.name)}">HTML</a>'
-            if item.pdf is not None:
-                links += f' · <a href="{esc(item.pdf.name)}">PDF</a>'
-            status = "written"
-        else:
-            links = "–"
-            first = (item.error or "unknown error").splitlines()[0]
-            status = f'<span class="failed">failed</span>: {esc(first)}'
-        rows.append(
-            f"<tr><td>{esc(title)}</td><td>{links}</td><td>{status}</td>"
-            f"<td>{item.seconds:.1f} s</td></tr>"
-        )
-    skipped_note = (
-        f"<p>Skipped (no patient enrolled in the period): {esc(', '.join(skipped))}</p>"
-        if skipped
-        else ""
-    )
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        "<title>stepanalytics reports</title><style>"
-        "body{font-family:Arial,sans-serif;max-width:960px;margin:24px auto;color:#1d2733}"
-        "table{border-collapse:collapse}td,th{border-bottom:1px solid #d8dee6;padding:4px 10px;"
-        "text-align:left}.failed{color:#b02a2a;font-weight:bold}"
-        "</style></head><body><h1>Reports</h1>"
-        f"<p>Period: {esc(period or 'all enrolment periods')}. "
-        f"Data fingerprint (SHA-256): <code>{inputs.fingerprint.sha256}</code>. "
-        f"Rendered {stamp}.</p>{skipped_note}"
-        "<table><tr><th>report</th><th>files</th><th>status</th><th>time</th></tr>"
-        f"{''.join(rows)}</table></body></html>\n"
-    )
-    target = out / "index.html"
-    temporary = temporary_sibling(target)
-    temporary.write_text(page, encoding="utf-8")
-    os.replace(temporary, target)
-    return target

@@ -162,7 +162,31 @@ def explorer_command(**options: Any) -> None:
     help="One report per clinic.",
 )
 @click.option(
-    "--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Processes."
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes (of the local pool, or of the LocalCluster with --scheduler local).",
+)
+@click.option(
+    "--scheduler",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="ADDRESS",
+    help="Run the reports on Dask: a scheduler address (tcp://host:8786), or 'local' (or the "
+    "bare option) for a LocalCluster of --workers processes started and closed with the batch. "
+    "Needs stepanalytics[dask]. Default: a process pool on this machine.",
+)
+@click.option(
+    "--ship",
+    type=click.Choice(["auto", "scatter", "path"]),
+    default="auto",
+    show_default=True,
+    help="How Dask workers get the shared peer results. path: read from OUT/_shared, reports "
+    "written by the workers (they share this machine's files). scatter: sent to every worker, "
+    "reports sent back (workers may be on other machines). auto: scatter for an address, "
+    "path for 'local'.",
 )
 @click.option(
     "--clinic",
@@ -182,11 +206,17 @@ def batch_command(
     cell_timeout: int,
     by: str,
     workers: int,
+    scheduler: str | None,
+    ship: str,
     clinics: tuple[str, ...],
     no_benchmark: bool,
     no_progress: bool,
 ) -> None:
-    """One QI report per clinic plus the benchmark, in parallel, with an index page."""
+    """One QI report per clinic plus the benchmark, in parallel, with an index page.
+
+    The reports run in processes on this machine, or on a Dask cluster with
+    --scheduler.
+    """
     from stepanalytics.reports.batch import render_batch
 
     summary = _guard(
@@ -202,6 +232,8 @@ def batch_command(
             clinics=list(clinics) or None,
             progress=not no_progress,
             cell_timeout=cell_timeout,
+            scheduler=scheduler,
+            ship=ship,
         )
     )
     click.echo(summary.render_text())

@@ -101,7 +101,9 @@ def light_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     They call the real package (context, title, data-quality appendix) but skip
     the slow analyses; the QI one fails on purpose for clinic C03 so that a
-    batch has one failure to isolate.
+    batch has one failure to isolate.  The QI and benchmark ones print the
+    creation time of the peer results they read, so a test can tell that a
+    batch's reports used the batch's shared file.
     """
     folder = tmp_path_factory.mktemp("light_notebooks")
     prepare = (
@@ -118,6 +120,12 @@ def light_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "context.peers.created_utc",
         "report.section_data_quality(context)",
     )
-    for name, kind in (("clinic_benchmark.ipynb", "benchmark"), ("cohort_explorer.ipynb", "x")):
-        write_notebook(folder, name, *common, f'report.section_title(context, "{kind}")')
+    write_notebook(
+        folder,
+        "clinic_benchmark.ipynb",
+        *common,
+        'report.section_title(context, "benchmark")',
+        "context.peers.created_utc",  # shows which peer results the report read
+    )
+    write_notebook(folder, "cohort_explorer.ipynb", *common, 'report.section_title(context, "x")')
     return folder

@@ -58,8 +58,9 @@ def test_shared_results_computed_once_and_read_by_the_notebooks(
     assert batch.shared is not None and batch.shared.parent.name == "_shared"
     peers = read_shared(batch.shared, cohort=load_cohort(demo_dir), period=None)
     assert peers.comparisons  # the risk-adjusted comparisons are in it
-    report = (batch.out_dir / "qi_C01_all-periods.html").read_text(encoding="utf-8")
-    assert peers.created_utc in report  # the notebook read the batch's file, not a new fit
+    for item in batch.succeeded:  # every notebook read the batch's file, none refitted
+        assert item.html is not None
+        assert peers.created_utc in item.html.read_text(encoding="utf-8")
     raw = batch.shared.read_bytes()
     assert not any(pid.encode() in raw for pid in patient_ids)  # no patient id on disk
     with pytest.raises(ReportError, match="other data or another period"):
@@ -73,7 +74,7 @@ def _period(text: str):  # type: ignore[no-untyped-def]
     return parse_period(text)
 
 
-def test_cli_single_report_and_batch(
+def test_cli_single_report(
     demo_dir: Path, light_notebooks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(NOTEBOOKS_ENV, str(light_notebooks))
@@ -84,27 +85,5 @@ def test_cli_single_report_and_batch(
     )
     assert single.exit_code == 0, single.output
     assert Path(single.output.strip()).name == "qi_C01_all-periods.html"
-    batch = runner.invoke(
-        report_group,
-        [
-            "batch",
-            "--data",
-            str(demo_dir),
-            "--by",
-            "clinic",
-            "--out",
-            str(tmp_path / "many"),
-            "--workers",
-            "2",
-            "--no-progress",
-            "--no-benchmark",
-            "--clinic",
-            "C02",
-            "--clinic",
-            "C03",
-        ],
-    )
-    assert batch.exit_code == 1  # clinic C03 fails on purpose
-    assert "1 of 2 reports written" in batch.output
-    assert "FAILED qi C03" in batch.output and "Traceback" not in batch.output
-    assert (tmp_path / "many" / "index.html").is_file()
+    # The batch command's exit status and messages are checked on a Dask LocalCluster
+    # in test_batch_dask.py: both executors share the same batch code path.
