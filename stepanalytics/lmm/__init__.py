@@ -4,8 +4,15 @@
 optionally with a random intercept per clinic (patients nested in clinics),
 by REML or ML.  After one pass over the rows every likelihood evaluation
 costs O(patients); 100,000 patients with 8 visits fit in about a second.
-Results agree with lme4/lmerTest to 1e-6 or better
-(tests/lmm/reference/lmm_reference.R).
+
+Agreement with lme4 1.1-31 / lmerTest 3.1-3 (tests/lmm/reference/lmm_reference.R,
+12 fits: sleepstudy, dietox, a nested clinic model and a singular fit, REML
+and ML), worst case over the fits, relative unless marked: fixed effects
+1e-9, standard errors 7.6e-7, Satterthwaite df 2.4e-6, patient SDs 1.0e-6,
+clinic SD 8e-7, residual SD 2e-7, correlations 3e-7 (absolute),
+log-likelihood 4e-9 (absolute).  The tests assert 1e-5 (df 1e-2,
+log-likelihood 1e-4), and that the optimum found is never more than 1e-7
+below lme4's.
 
 Modules, in data-flow order: ``stats`` (group statistics), ``smallmat``
 (batched tiny-matrix algebra), ``criterion`` (profiled REML/ML and exact

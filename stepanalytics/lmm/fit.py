@@ -18,7 +18,7 @@ from stepanalytics.lmm.optimise import (
     minimise_criterion,
     single_threaded_blas,
 )
-from stepanalytics.lmm.result import LmmFit
+from stepanalytics.lmm.result import LmmFit, check_level
 from stepanalytics.lmm.satterthwaite import satterthwaite_df, varpar_inference
 from stepanalytics.lmm.start import default_start, moment_start
 from stepanalytics.lmm.stats import GroupStats, group_statistics
@@ -39,6 +39,7 @@ def fit_lmm(
     reml: bool = True,
     x_names: Sequence[str] | None = None,
     z_names: Sequence[str] | None = None,
+    level: float = 0.95,
 ) -> LmmFit:
     """Fit a linear mixed model with correlated patient effects and an optional clinic intercept.
 
@@ -62,6 +63,9 @@ def fit_lmm(
         Optimise the REML criterion (True) or the ML deviance.
     x_names, z_names : sequence of str, optional
         Term names; taken from DataFrame columns when not given.
+    level : float, default 0.95
+        Confidence level of the intervals in ``table`` (``ci_lower``,
+        ``ci_upper``): t intervals with each term's Satterthwaite df.
 
     Returns
     -------
@@ -75,23 +79,26 @@ def fit_lmm(
         Missing values, rank-deficient X, too few observations for the random
         effects, patients in more than one clinic.
     UsageError
-        Arrays of mismatched length or names of the wrong length.
+        Arrays of mismatched length, names of the wrong length, a level
+        outside (0, 1).
 
     Notes
     -----
     R equivalent: ``lmerTest::lmer(y ~ X - 1 + (Z - 1 | patient) + (1 | clinic),
-    REML = reml)``.  The criterion is lme4's profiled deviance (Bates, Maechler,
-    Bolker & Walker 2015, J Stat Softw 67(1), section 3) evaluated from
-    per-patient sufficient statistics with the Woodbury identity at the patient
-    and the clinic level, so one evaluation costs O(patients) rather than
-    O(rows).  It is minimised over the relative covariance factor with bounded
-    L-BFGS-B and exact gradients from two starts (a method-of-moments guess and
-    lme4's identity start with Z scaled to unit RMS), with probes off the
-    boundary and Newton polishing; see :mod:`stepanalytics.lmm.optimise` and
-    ``fit.attempts``.  Satterthwaite df follow lmerTest (Kuznetsova, Brockhoff
-    & Christensen 2017).  Keep time variables in small units near zero
-    (weeks since enrolment, not calendar days): the cross products lose
-    digits when a column of X or Z has a large offset.
+    REML = reml)``; the intervals are those of ``lmerTest::contest(fit, diag(p),
+    joint = FALSE, confint = TRUE, level = level)``.  The criterion is lme4's
+    profiled deviance (Bates, Maechler, Bolker & Walker 2015, J Stat Softw
+    67(1), section 3) evaluated from per-patient sufficient statistics with the
+    Woodbury identity at the patient and the clinic level, so one evaluation
+    costs O(patients) rather than O(rows).  It is minimised over the relative
+    covariance factor with bounded L-BFGS-B and exact gradients from two starts
+    (a method-of-moments guess and lme4's identity start with Z scaled to unit
+    RMS), with probes off the boundary and Newton polishing; see
+    :mod:`stepanalytics.lmm.optimise` and ``fit.attempts``.  Satterthwaite df
+    follow lmerTest (Kuznetsova, Brockhoff & Christensen 2017).  Keep time
+    variables in small units near zero (weeks since enrolment, not calendar
+    days): the cross products lose digits when a column of X or Z has a large
+    offset.
 
     Examples
     --------
@@ -104,7 +111,11 @@ def fit_lmm(
     ...               x_names=["(Intercept)", "weeks"], z_names=["(Intercept)"])
     >>> fit.fixed_effects.round(2).to_dict()
     {'(Intercept)': 19.8, 'weeks': -1.0}
+    >>> narrow = fit_lmm(y, design, design[:, :1], patient, level=0.8)
+    >>> bool(narrow.table["ci_upper"].iat[1] < fit.table["ci_upper"].iat[1])
+    True
     """
+    level = check_level(level)
     x_names = _names(x, x_names, "x")
     z_names = _names(z, z_names, "z")
     group_stats = group_statistics(y, x, z, groups, clinic)
@@ -117,7 +128,53 @@ def fit_lmm(
         ]
         optimum = minimise_criterion(criterion, starts)
         evaluation = criterion.evaluate(optimum.theta, gradient=True)
-        return _assemble(criterion, evaluation, optimum, x_names, z_names)
+        return _assemble(criterion, evaluation, optimum, x_names, z_names, level)
+
+
+def too_many_random_effects(
+    n_obs: int,
+    n_random: int,
+    n_groups: int,
+    groups: str = "patients",
+    *,
+    simpler: str = "a random intercept only",
+) -> str | None:
+    """Why ``n_obs`` rows cannot support the random effects (a message), or None if they can.
+
+    lme4 refuses a model whose number of observations is at most the number of
+    random effects of a term (levels times terms per level; ``lmerControl``'s
+    ``check.nobs.vs.nRE = "stop"``): the random-effect variances and the
+    residual variance are then not identifiable.  The fast engine and
+    :func:`stepanalytics.trajectories.design.build_design` refuse in the same
+    words; ``groups`` names the grouping units, ``simpler`` how to ask for
+    fewer random terms.
+
+    Examples
+    --------
+    >>> too_many_random_effects(40, 2, 18) is None
+    True
+    >>> too_many_random_effects(36, 2, 18).split(":")[0]
+    '36 measurements cannot support 36 random effects (2 random terms for each of 18 patients)'
+    """
+    total = n_random * n_groups
+    if n_obs > total:
+        return None
+    if n_random == 1:
+        # Every group has at least one row, so here each has exactly one.
+        return (
+            f"{n_obs} measurements cannot support {total} random effects (a random intercept "
+            f"for each of {n_groups} {groups}, each measured once): the spread between them "
+            "and the residual variance cannot be told apart. A mixed model needs repeated "
+            "measurements; use data with follow-up measurements or an ordinary regression. "
+            "lme4 refuses this model too (check.nobs.vs.nRE)."
+        )
+    return (
+        f"{n_obs} measurements cannot support {total} random effects ({n_random} random terms "
+        f"for each of {n_groups} {groups}): with no more measurements than random effects, "
+        "the spread of the random effects and the residual variance cannot be told apart. "
+        f"Use fewer random terms ({simpler}) or data with more repeated measurements. "
+        "lme4 refuses this model too (check.nobs.vs.nRE)."
+    )
 
 
 def _names(design: ArrayLike, names: Sequence[str] | None, prefix: str) -> list[str]:
@@ -144,12 +201,9 @@ def _check_sizes(st: GroupStats, x_names: list[str], z_names: list[str]) -> None
             "A random effect needs at least two levels: the data hold "
             f"{st.n_patients} patients and {st.n_clinics} clinics."
         )
-    if st.n_obs <= st.q * st.n_patients:
-        raise AnalysisError(
-            f"{st.n_obs} observations cannot support {st.q * st.n_patients} patient random "
-            f"effects ({st.q} per patient): the residual variance is not identifiable. Use "
-            "fewer random slopes or patients with more visits (lme4 refuses this model too)."
-        )
+    refusal = too_many_random_effects(st.n_obs, st.q, st.n_patients)
+    if refusal is not None:
+        raise AnalysisError(refusal)
 
 
 def _assemble(
@@ -158,6 +212,7 @@ def _assemble(
     optimum: Optimum,
     x_names: list[str],
     z_names: list[str],
+    level: float,
 ) -> LmmFit:
     st = criterion.stats
     deviance = criterion.deviance(ev)
@@ -166,7 +221,7 @@ def _assemble(
     inference = varpar_inference(criterion, ev.theta, sigma)
     dfs = np.array([satterthwaite_df(inference, cov_beta, row) for row in np.eye(st.p)])
     beta = ev.beta
-    table = _fixed_table(beta, cov_beta, dfs, x_names)
+    table = _fixed_table(beta, cov_beta, dfs, x_names, level)
 
     lam = criterion.lambda_matrix(ev.theta)
     random_cov = sigma**2 * lam @ lam.T
@@ -211,6 +266,7 @@ def _assemble(
         inference=inference,
         attempts=_attempts_table(optimum),
         criterion=criterion,
+        level=level,
     )
 
 
@@ -223,10 +279,12 @@ def _attempts_table(optimum: Optimum) -> pd.DataFrame:
     return table
 
 
-def _fixed_table(beta: Array, cov: Array, dfs: Array, names: list[str]) -> pd.DataFrame:
+def _fixed_table(
+    beta: Array, cov: Array, dfs: Array, names: list[str], level: float
+) -> pd.DataFrame:
     se = np.sqrt(np.diag(cov))
     t_value = beta / se
-    half = stats.t.ppf(0.975, dfs) * se
+    half = stats.t.ppf(0.5 + level / 2.0, dfs) * se
     return pd.DataFrame(
         {
             "term": names,

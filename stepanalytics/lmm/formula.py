@@ -163,8 +163,12 @@ def lmm_design(data: pd.DataFrame, formula: str) -> LmmDesign:
     )
 
 
-def fit_lmm_formula(data: pd.DataFrame, formula: str, *, reml: bool = True) -> LmmFit:
+def fit_lmm_formula(
+    data: pd.DataFrame, formula: str, *, reml: bool = True, level: float = 0.95
+) -> LmmFit:
     """Fit an lme4-style formula with the fast engine; the design is kept in ``fit.model``.
+
+    ``reml`` and ``level`` (of the intervals) are as in :func:`~stepanalytics.lmm.fit_lmm`.
 
     Notes
     -----
@@ -183,5 +187,13 @@ def fit_lmm_formula(data: pd.DataFrame, formula: str, *, reml: bool = True) -> L
     -1.03
     """
     design = lmm_design(data, formula)
-    fit = fit_lmm(design.y, design.x, design.z, design.groups, clinic=design.clinic, reml=reml)
+    fit = fit_lmm(
+        design.y,
+        design.x,
+        design.z,
+        design.groups,
+        clinic=design.clinic,
+        reml=reml,
+        level=level,
+    )
     return replace(fit, model=design)

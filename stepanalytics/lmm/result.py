@@ -18,6 +18,17 @@ from stepanalytics.results import AnalysisResult
 Array = NDArray[np.floating[Any]]
 
 
+def check_level(level: float) -> float:
+    """A confidence level strictly between 0 and 1, or a UsageError that says so."""
+    try:
+        value = float(level)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise UsageError(f"level must be between 0 and 1 (e.g. 0.95), not {level!r}.")
+    return value
+
+
 def _empty_frame() -> pd.DataFrame:
     return pd.DataFrame()
 
@@ -32,7 +43,8 @@ class LmmFit(AnalysisResult):
 
     ``table`` (and ``to_frame()``) holds one row per fixed effect with columns
     ``term, estimate, std_error, df, t_value, p_value, ci_lower, ci_upper``
-    (Satterthwaite df, 95% t intervals), as ``summary(lmerTest::lmer(...))``.
+    (Satterthwaite df, t intervals at ``level``, 95% by default), as
+    ``summary(lmerTest::lmer(...))`` and ``confint(contest(...))``.
 
     Attributes
     ----------
@@ -81,6 +93,9 @@ class LmmFit(AnalysisResult):
     criterion : Criterion
         The likelihood evaluator (holds the group statistics); used by
         :meth:`varpar_deviance` and :meth:`varpar_cov_beta`.
+    level : float
+        Confidence level of the intervals in ``table`` (``fit_lmm(level=...)``);
+        also the default of :meth:`contrast`.
     """
 
     title: str = "Linear mixed model (fast engine)"
@@ -109,6 +124,7 @@ class LmmFit(AnalysisResult):
     inference: VarparInference | None = field(default=None, repr=False)
     attempts: pd.DataFrame = field(default_factory=_empty_frame, repr=False)
     criterion: Criterion | None = field(default=None, repr=False, compare=False)
+    level: float = 0.95
 
     def varpar_deviance(self, varpar: ArrayLike) -> float:
         """-2 log-likelihood (REML or ML, as fitted) at ``varpar = (theta..., sigma)``.
@@ -149,20 +165,21 @@ class LmmFit(AnalysisResult):
         """Names of the patient-level random-effect columns."""
         return [str(n) for n in self.random_cov.columns]
 
-    def contrast(self, contrast: ArrayLike, *, level: float = 0.95) -> pd.DataFrame:
+    def contrast(self, contrast: ArrayLike, *, level: float | None = None) -> pd.DataFrame:
         """Estimate, SE, Satterthwaite df, t test and CI for each row of ``contrast``.
 
         Parameters
         ----------
         contrast : array (p,) or (m, p)
             Rows of L; the tested hypothesis is L beta = 0.
-        level : float
-            Confidence level of the interval.
+        level : float, optional
+            Confidence level of the interval (default: the fit's ``level``).
 
         Notes
         -----
         R: ``lmerTest::contest(fit, L, joint = FALSE)``.
         """
+        level = self.level if level is None else check_level(level)
         rows = np.atleast_2d(np.asarray(contrast, dtype=np.float64))
         p = len(self.fixed_effects)
         if rows.shape[1] != p or self.inference is None:
@@ -229,7 +246,7 @@ class LmmFit(AnalysisResult):
             f"patients" + (f", {self.n_clinics} clinics" if self.n_clinics else ""),
             f"{crit} {value:.4f}; logLik {self.loglik:.4f}; AIC {self.aic:.2f}; BIC {self.bic:.2f}",
             "",
-            "Fixed effects (Satterthwaite df):",
+            f"Fixed effects (Satterthwaite df, {self.level:.0%} intervals):",
             self.table.round(4).to_string(index=False),
             "",
             "Random effects:",

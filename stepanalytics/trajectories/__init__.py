@@ -12,6 +12,7 @@ Re-exports only; each idea lives in its own module:
 * :mod:`~stepanalytics.trajectories.predictions` mean trajectories with bands;
 * :mod:`~stepanalytics.trajectories.patients` patient-level curves and BLUPs;
 * :mod:`~stepanalytics.trajectories.compare` likelihood-ratio tests of nested models;
+* :mod:`~stepanalytics.trajectories.nesting` nesting by column space, boundary (mixture) tests;
 * :mod:`~stepanalytics.trajectories.phase_time` time in each phase, typical phase path.
 """
 

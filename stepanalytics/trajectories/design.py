@@ -20,6 +20,7 @@ import patsy
 from scipy import linalg
 
 from stepanalytics.errors import AnalysisError, UsageError
+from stepanalytics.lmm.fit import too_many_random_effects
 from stepanalytics.trajectories.engines import MixedProblem
 from stepanalytics.trajectories.likelihood import COVARIANCES
 
@@ -80,8 +81,8 @@ def build_design(
     Examples
     --------
     >>> import pandas as pd
-    >>> df = pd.DataFrame({"patient_id": list("aabbcc"), "weeks": [0, 4] * 3,
-    ...                    "score": [40.0, 35, 50, 49, 30, 20]})
+    >>> df = pd.DataFrame({"patient_id": list("aaabbbccc"), "weeks": [0, 4, 8] * 3,
+    ...                    "score": [40.0, 35, 33, 50, 49, 44, 30, 20, 18]})
     >>> d = build_design(df, formula="score ~ weeks", re_formula="~weeks", time="weeks")
     >>> d.problem.fixed_names, d.problem.n_patients
     (('Intercept', 'weeks'), 3)
@@ -163,8 +164,7 @@ def build_design(
         covariance=re_covariance,
     )
     _check_problem(problem, groups)
-    sparse_notes, sparse_warnings = _sparse_notes(problem)
-    notes.extend(sparse_notes)
+    notes.extend(_sparse_notes(problem))
     return Design(
         frame=frame,
         problem=problem,
@@ -177,7 +177,6 @@ def build_design(
         time=time,
         n_dropped_rows=n_dropped,
         notes=tuple(notes),
-        warnings=tuple(sparse_warnings),
         outer_groups=outer_groups,
         covariance=re_covariance,
     )
@@ -310,6 +309,17 @@ def _check_problem(problem: MixedProblem, groups: str) -> None:
                 f"{', '.join(problem.random_names[1:])} (e.g. at two or more different times); "
                 "random slopes cannot be estimated. Use re_formula='1' (random intercept only)."
             )
+    # lme4's check.nobs.vs.nRE, in the same words as the fast engine: every engine
+    # refuses, so engine="auto" never meets a model one engine fits and another refuses.
+    too_many = too_many_random_effects(
+        problem.n_obs,
+        problem.n_random,
+        problem.n_patients,
+        f"values of {groups}",
+        simpler="re_formula='1', a random intercept only",
+    )
+    if too_many is not None:
+        raise AnalysisError(too_many)
 
 
 def _collinear_columns(x: np.ndarray, names: tuple[str, ...]) -> list[str]:
@@ -335,19 +345,13 @@ def _groups_with_full_rank_z(problem: MixedProblem) -> int:
     return count
 
 
-def _sparse_notes(problem: MixedProblem) -> tuple[list[str], list[str]]:
+def _sparse_notes(problem: MixedProblem) -> list[str]:
     sizes = np.bincount(problem.patient_codes)
-    notes, warnings = [], []
+    notes = []
     single = int(np.sum(sizes == 1))
     if single:
         notes.append(
             f"{single} of {problem.n_patients} patients have a single measurement; they "
             "inform the average level and the spread between patients, not the slopes."
         )
-    if problem.n_random > 1 and problem.n_obs <= problem.n_patients * problem.n_random:
-        warnings.append(
-            f"There are fewer measurements ({problem.n_obs}) than patient-level random "
-            f"effects ({problem.n_patients * problem.n_random}): the spread of slopes rests on "
-            "few patients with repeated measurements (lme4 refuses such models by default)."
-        )
-    return notes, warnings
+    return notes

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from stepanalytics.trajectories import likelihood as lik
-from stepanalytics.trajectories.engines import EngineFit, MixedProblem
+from stepanalytics.trajectories.engines import POLISH_START, EngineFit, MixedProblem
 from stepanalytics.trajectories.satterthwaite import SatterthwaiteState
 
 #: lme4's isSingular() tolerance: a diagonal element of the relative factor below it.
@@ -159,14 +159,28 @@ def convergence_messages(fit: EngineFit) -> tuple[list[str], list[str]]:
         )
     if attempts.empty or "loglik" not in attempts:
         return notes, warnings
-    independent = attempts[attempts["start"] == "default"]
+    # Every search of its own counts (statsmodels' optimizers from the default start,
+    # the fast engine's two starts); a polish only refines the best of them.
+    independent = attempts[attempts["start"] != POLISH_START]
     best = float(np.nanmax(attempts["loglik"]))
     behind = independent[independent["loglik"] < best - DISAGREEMENT]
     if len(behind):
-        chosen = attempts.loc[attempts["chosen"], "optimizer"].iat[0]
-        details = ", ".join(f"{r.optimizer} stopped at {r.loglik:.2f}" for r in behind.itertuples())
+        chosen = attempts.loc[attempts["chosen"]].iloc[0]
+        details = ", ".join(
+            f"{_run_name(r.optimizer, r.start)} stopped at {r.loglik:.2f}"
+            for r in behind.itertuples()
+        )
         notes.append(
             f"The optimizers did not all reach the same optimum ({details}; best "
-            f"{best:.2f} via {chosen}). The highest log-likelihood was kept; see `attempts`."
+            f"{best:.2f} via {_run_name(chosen['optimizer'], chosen['start'])}). The highest "
+            "log-likelihood was kept; see `attempts`."
         )
     return notes, warnings
+
+
+def _run_name(optimizer: str, start: str) -> str:
+    """The optimizer alone for statsmodels' runs (its starts say nothing new), else with
+    the start, which tells the fast engine's two searches apart."""
+    if start in ("default", POLISH_START):
+        return str(optimizer)
+    return f"{optimizer} from the {start} start"

@@ -24,7 +24,9 @@ What an engine must return (all on the data's own scale):
   profiled out (lmerTest's ``devfun_vp`` and ``get_covbeta``); the
   Satterthwaite step differentiates them numerically;
 * ``converged``, ``attempts`` (one row per optimizer run: ``optimizer``,
-  ``converged``, ``loglik``, ``seconds``, ``note``, ``chosen``) and ``notes``;
+  ``start``, ``converged``, ``loglik``, ``seconds``, ``note``, ``chosen``; a
+  run that only refines another's result has ``start`` :data:`POLISH_START`)
+  and ``notes``;
 * optionally ``derivatives``: the Hessian of the deviance and the Jacobian of
   cov(beta) in ``varpar``, when the engine has them more cheaply than by
   differencing the two functions (the fast engine differentiates its exact
@@ -53,6 +55,11 @@ from stepanalytics.errors import UsageError
 #: stops far from the optimum on these likelihoods.
 DEFAULT_OPTIMIZERS: tuple[str, ...] = ("lbfgs", "bfgs", "cg", "powell")
 ALLOWED_OPTIMIZERS: frozenset[str] = frozenset(DEFAULT_OPTIMIZERS)
+#: The ``start`` of an attempt that refines another run's result rather than
+#: searching on its own (the statsmodels engine's polish).  Every other attempt
+#: is an independent search, and independent searches that stop apart are
+#: reported as a disagreement.
+POLISH_START = "best (polish)"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from stepanalytics.errors import UsageError
+from stepanalytics.lmm.result import check_level
 from stepanalytics.trajectories import diagnostics
 from stepanalytics.trajectories.design import Design, build_design
 from stepanalytics.trajectories.engines import (
@@ -229,6 +230,4 @@ def refit(result: TrajectoryResult, *, reml: bool) -> TrajectoryResult:
 
 
 def _check_level(level: float) -> float:
-    if not 0.0 < float(level) < 1.0:
-        raise UsageError(f"level must be between 0 and 1 (e.g. 0.95), not {level!r}.")
-    return float(level)
+    return check_level(level)

@@ -222,27 +222,6 @@ def _default_formula(
 ) -> tuple[str, pd.DataFrame, list[str]]:
     notes: list[str] = []
     data = data.copy()
-    if piecewise:
-        clocks = [c for c in data.columns if c.startswith("weeks_phase")]
-        if data[OUTSIDE_COLUMN].gt(0).any():
-            clocks.append(OUTSIDE_COLUMN)
-        time_terms = " + ".join(clocks) if clocks else "weeks"
-        if not clocks:
-            notes.append("No phase stays were found; the piecewise model fell back to weeks.")
-    else:
-        time_terms = "weeks"
-    rhs = time_terms
-    if compare is not None:
-        if compare not in COMPARE_COLUMNS:
-            raise UsageError(f"compare must be one of {sorted(COMPARE_COLUMNS)}, not {compare!r}.")
-        column = COMPARE_COLUMNS[compare]
-        data[column] = _reference_first(data[column], data["patient_id"])
-        reference = data[column].cat.categories[0]
-        rhs = f"({time_terms}) * {column}" if " + " in time_terms else f"{time_terms} * {column}"
-        notes.append(
-            f"Each {compare} has its own level and slope; the terms compare it with "
-            f"{column} {reference} (the largest)."
-        )
     unknown = [c for c in covariates if c not in data.columns]
     if unknown:
         raise UsageError(
@@ -250,30 +229,97 @@ def _default_formula(
             f"({', '.join(c for c in data.columns if c not in ('score', 'day'))}) "
             "or 'baseline_score'."
         )
+    if compare is not None and compare not in COMPARE_COLUMNS:
+        raise UsageError(f"compare must be one of {sorted(COMPARE_COLUMNS)}, not {compare!r}.")
+    # Baseline rows leave the outcome first, so that every level counted below (the
+    # reference of a factor, the clinics compared) is one the model really sees.
+    if "baseline_score" in covariates:
+        data, note = _baseline_as_covariate(data)
+        notes.append(note)
+    time_terms = _time_terms(data, piecewise, notes)
+    rhs = time_terms
+    if compare is not None:
+        column = COMPARE_COLUMNS[compare]
+        data[column] = _reference_first(data[column], data["patient_id"])
+        levels = list(data[column].cat.categories)
+        if len(levels) < 2:
+            found = f"one {compare}, {levels[0]}" if levels else f"no {column} values"
+            raise AnalysisError(
+                f"compare='{compare}' gives each {compare} its own level and slope and tests "
+                f"how they differ, but these measurements come from {found}: there is "
+                f"nothing to compare. Fit without compare='{compare}', or use a cohort with "
+                f"two or more {compare}s (column {column})."
+            )
+        rhs = f"({time_terms}) * {column}" if " + " in time_terms else f"{time_terms} * {column}"
+        notes.append(
+            f"Each {compare} has its own level and slope; the terms compare it with "
+            f"{column} {levels[0]} (the largest)."
+        )
     terms = []
     for c in covariates:
         if c == "baseline_score":
-            is_baseline = (data["day"].astype("Int64") == data["baseline_day"]).fillna(False)
-            n_base = int(is_baseline.sum())
-            per_patient = data.drop_duplicates("patient_id")["baseline_score"]
-            centre = float(per_patient.mean())
-            data = data[~is_baseline.to_numpy(dtype=bool)].copy()
-            data[BASELINE_TERM] = data["baseline_score"] - centre
             terms.append(BASELINE_TERM)
-            notes.append(
-                f"Adjusted for baseline severity ({BASELINE_TERM} = baseline score - "
-                f"{centre:.2f}, the patients' mean): the {n_base} baseline measurements are "
-                "used as the covariate, not as outcomes."
-            )
         elif _is_numeric(data[c]):
             terms.append(c)
         else:
             data[c] = _reference_first(data[c], data["patient_id"])
+            _check_covariate_levels(data[c], c)
             terms.append(c)
             notes.append(f"Reference level of {c}: {data[c].cat.categories[0]} (the most common).")
     if terms:
         rhs = f"{rhs} + {' + '.join(terms)}"
     return f"score ~ {rhs}", data, notes
+
+
+def _time_terms(data: pd.DataFrame, piecewise: bool, notes: list[str]) -> str:
+    if not piecewise:
+        return "weeks"
+    clocks = [c for c in data.columns if c.startswith("weeks_phase")]
+    if data[OUTSIDE_COLUMN].gt(0).any():
+        clocks.append(OUTSIDE_COLUMN)
+    if not clocks:
+        notes.append("No phase stays were found; the piecewise model fell back to weeks.")
+        return "weeks"
+    return " + ".join(clocks)
+
+
+def _baseline_as_covariate(data: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Baseline measurements out of the outcome, centred baseline score in as a covariate."""
+    is_baseline = (data["day"].astype("Int64") == data["baseline_day"]).fillna(False)
+    n_base = int(is_baseline.sum())
+    per_patient = data.drop_duplicates("patient_id")["baseline_score"]
+    centre = float(per_patient.mean())
+    data = data[~is_baseline.to_numpy(dtype=bool)].copy()
+    if data.empty:
+        raise AnalysisError(
+            f"All {n_base} measurements are baselines (each patient's first score within days "
+            "0-14), so adjusting for baseline severity leaves no later measurement to model. "
+            "Leave 'baseline' out of covariates (covariates=True includes it), or fit again "
+            "once follow-up measurements are in."
+        )
+    data[BASELINE_TERM] = data["baseline_score"] - centre
+    note = (
+        f"Adjusted for baseline severity ({BASELINE_TERM} = baseline score - "
+        f"{centre:.2f}, the patients' mean): the {n_base} baseline measurements are "
+        "used as the covariate, not as outcomes."
+    )
+    return data, note
+
+
+def _check_covariate_levels(column: pd.Series, name: str) -> None:
+    """A categorical covariate with fewer than two levels adjusts for nothing: refuse it.
+
+    (patsy would give it no column at all, so the model would silently lack it.)
+    """
+    levels = list(column.cat.categories)
+    if len(levels) >= 2:
+        return
+    found = f"the single value {levels[0]!r}" if levels else "no values"
+    raise AnalysisError(
+        f"The covariate {name} has {found} among the patients measured, so it cannot "
+        f"adjust for anything. Leave {name} out of covariates (with covariates=True, list "
+        f"the ones you want: {', '.join(c for c in DEFAULT_CASE_MIX if c != name)})."
+    )
 
 
 def _is_numeric(column: pd.Series) -> bool:

@@ -53,7 +53,9 @@ def test_single_patient(sleep):
 
 def test_more_random_effects_than_observations(sleep):
     rows = np.isin(sleep["x"][:, 1], [0, 1])  # two visits per subject, two random terms
-    with pytest.raises(AnalysisError, match="cannot support 36 patient random effects"):
+    with pytest.raises(
+        AnalysisError, match=r"36 measurements cannot support 36 random effects \(2 random terms"
+    ):
         fit_lmm(sleep["y"][rows], sleep["x"][rows], sleep["z"][rows], sleep["groups"][rows])
 
 
@@ -130,3 +132,18 @@ def test_large_response_offset_loses_no_precision(sleep):
     )
     np.testing.assert_allclose(shifted.random_cov, base.random_cov, rtol=1e-8)
     assert shifted.loglik == pytest.approx(base.loglik, abs=1e-8)
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 95, -0.5, "high"])
+def test_level_outside_zero_one_is_refused(sleep, level):
+    with pytest.raises(UsageError, match="level must be between 0 and 1"):
+        fit_lmm(sleep["y"], sleep["x"], sleep["z"], sleep["groups"], level=level)
+
+
+def test_formula_fits_take_a_level(lmm_dataset):
+    from stepanalytics.lmm import fit_lmm_formula
+
+    data = lmm_dataset("sleepstudy")
+    fit = fit_lmm_formula(data, "Reaction ~ Days + (Days | Subject)", level=0.8)
+    assert fit.level == 0.8
+    assert "80% intervals" in fit.summary()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stepanalytics.lmm import fit_lmm
+
 FITS = [
     (name, reml)
     for name in ("sleepstudy_ri", "sleepstudy_rs", "dietox_rs", "dietox_quad", "nested", "singular")
@@ -118,3 +120,19 @@ def test_conditional_predictions_match_lme4_fitted(lme4_reference, reference_fit
     a = lmm_case("nested")
     fitted = fit.predict(a["x"], a["z"], a["groups"], a["clinic"])
     np.testing.assert_allclose(fitted, ref["fitted"], rtol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "reml"), FITS, ids=IDS)
+def test_intervals_at_another_level_match_lmertest(lme4_reference, lmm_case, name, reml):
+    """R: contest(fit, diag(p), joint = FALSE, confint = TRUE, level = 0.90)."""
+    ref = _ref(lme4_reference, name, reml)
+    a = lmm_case(name)
+    fit = fit_lmm(a["y"], a["x"], a["z"], a["groups"], clinic=a["clinic"], reml=reml, level=0.9)
+    assert fit.level == 0.9
+    np.testing.assert_allclose(fit.table["ci_lower"], ref["ci90_lower"], rtol=1e-5)
+    np.testing.assert_allclose(fit.table["ci_upper"], ref["ci90_upper"], rtol=1e-5)
+    # contrast() follows the fit's level unless told otherwise.
+    first = np.eye(len(fit.fixed_effects))[0]
+    assert fit.contrast(first)["ci_lower"].iat[0] == pytest.approx(ref["ci90_lower"][0])
+    wide = fit.contrast(first, level=0.95)["ci_lower"].iat[0]
+    assert wide < ref["ci90_lower"][0]

@@ -126,3 +126,60 @@ def test_a_singular_fit_reaches_the_boundary_as_lme4_does() -> None:
     assert any(w.startswith("The fit is singular") for w in result.warnings)
     assert not any("curves upwards" in w for w in result.warnings)
     assert result.attempts["boundary"].iat[-1]
+
+
+def _sleep_rows(sleepstudy: pd.DataFrame, extra_subject: str | None = None) -> pd.DataFrame:
+    """Days 0 and 1 of every subject (36 rows), plus day 2 of one subject if named."""
+    keep = sleepstudy["Days"] <= 1
+    if extra_subject is not None:
+        keep |= (sleepstudy["Days"] == 2) & (sleepstudy["Subject"] == extra_subject)
+    return sleepstudy[keep]
+
+
+@pytest.mark.parametrize("engine", ["auto", "fast", "statsmodels"])
+def test_no_more_rows_than_random_effects_is_refused_by_every_engine(
+    sleepstudy: pd.DataFrame, engine: str
+) -> None:
+    """lme4's check.nobs.vs.nRE: R (lme4 1.1-31) refuses these 36 rows with "number of
+    observations (=36) <= number of random effects (=36) for term (Days | Subject)", and
+    fits 37 (singular).  Every engine refuses in the same words, so engine="auto" never
+    errors where another engine would have fitted."""
+    with pytest.raises(AnalysisError) as caught:
+        fit_mixed_model(_sleep_rows(sleepstudy), engine=engine, **SLEEP)
+    message = str(caught.value)
+    assert message.startswith(
+        "36 measurements cannot support 36 random effects (2 random terms for each of 18 "
+        "values of Subject)"
+    )
+    assert "re_formula='1'" in message and "check.nobs.vs.nRE" in message
+
+
+def test_the_fast_engine_refuses_in_the_same_words(sleepstudy: pd.DataFrame) -> None:
+    from stepanalytics.lmm import fit_lmm
+
+    data = _sleep_rows(sleepstudy)
+    x = np.column_stack([np.ones(len(data)), data["Days"].to_numpy(float)])
+    with pytest.raises(AnalysisError) as direct:
+        fit_lmm(data["Reaction"].to_numpy(float), x, x, data["Subject"].to_numpy())
+    with pytest.raises(AnalysisError) as designed:
+        fit_mixed_model(data, **SLEEP)
+    common = "with no more measurements than random effects"
+    assert common in str(direct.value) and common in str(designed.value)
+
+
+def test_one_more_row_than_random_effects_is_fitted(sleepstudy: pd.DataFrame) -> None:
+    """As lme4: 37 rows for 36 random effects fit.
+
+    R (lme4 1.1-31, bobyqa and nloptwrap at tight tolerances) stops on the
+    boundary at logLik -167.393111 (theta 1.6588, 0.0976, 0).  Started from the
+    fast engine's theta (4.1345, -0.7638, 2.7122), lmer() stays there at
+    -167.3683252, a better, interior optimum; the statsmodels engine ends on
+    lme4's boundary optimum.
+    """
+    data = _sleep_rows(sleepstudy, "308")
+    fast = fit_mixed_model(data, engine="fast", **SLEEP)
+    assert fast.fit_statistics["n_obs"].iat[0] == 37
+    assert fast.loglik == pytest.approx(-167.3683252, abs=1e-6)
+    np.testing.assert_allclose(fast.fit.theta, [4.1344792, -0.7638198, 2.7121916], rtol=1e-5)
+    slow = fit_mixed_model(data, engine="statsmodels", **SLEEP)
+    assert slow.loglik == pytest.approx(-167.393111, abs=1e-5)

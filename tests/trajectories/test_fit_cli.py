@@ -78,3 +78,13 @@ def test_data_problems_exit_1(cohort_folder: Path, tmp_path: Path) -> None:
     code, out = run(str(tmp_path / "missing"), "--instrument", "odi")
     assert code == 1
     assert "Traceback" not in out
+
+
+def test_comparing_clinics_in_a_one_clinic_cohort_exits_1(tmp_path: Path) -> None:
+    """The audit's repro: stepanalytics synth ... --patients 15 --clinics 1 --seed 3."""
+    folder = tmp_path / "one_clinic"
+    write_synthetic_cohort(folder, n_patients=15, n_clinics=1, seed=3)
+    code, out = run(str(folder), "--instrument", "odi", "--by", "clinic")
+    assert code == 1
+    assert "--by clinic gives each clinic its own level and slope" in out
+    assert "one clinic, C01" in out and "Traceback" not in out

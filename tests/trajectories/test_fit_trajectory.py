@@ -227,10 +227,68 @@ def test_prediction_errors(default_fit: TrajectoryResult, sleepstudy: pd.DataFra
 
 
 def test_compare_models_refuses_different_rows_and_non_nested_models(
-    default_fit: TrajectoryResult, piecewise_fit: TrajectoryResult, sleepstudy: pd.DataFrame
+    default_fit: TrajectoryResult,
+    piecewise_fit: TrajectoryResult,
+    sleepstudy: pd.DataFrame,
+    synth_cohort,  # type: ignore[no-untyped-def]
 ) -> None:
-    with pytest.raises(UsageError, match="not nested"):
-        compare_models(default_fit, piecewise_fit)
+    # compensation_claim is no combination of the phase clocks: not nested, whatever the sizes.
+    claim = fit_trajectory(synth_cohort, "odi", formula="score ~ weeks + compensation_claim")
+    with pytest.raises(UsageError, match=r"not nested.*compensation_claim"):
+        compare_models(claim, piecewise_fit)
     other = fit_mixed_model(sleepstudy, formula="Reaction ~ Days", groups="Subject", time="Days")
     with pytest.raises(UsageError, match="different rows"):
         compare_models(default_fit, other)
+
+
+@pytest.fixture(scope="module")
+def one_clinic():  # type: ignore[no-untyped-def]
+    from stepanalytics.synth import synthesize_cohort
+
+    return synthesize_cohort(n_patients=15, n_clinics=1, seed=3)
+
+
+@pytest.mark.parametrize(
+    ("compare", "words"),
+    [("clinic", "come from one clinic, C01"), ("protocol", "come from one protocol, default")],
+)
+def test_compare_needs_two_clinics_or_protocols(one_clinic, compare: str, words: str) -> None:  # type: ignore[no-untyped-def]
+    """Formerly: no clinic terms, no warning, and a note claiming each clinic had its own
+    level and slope (patsy gives a one-level factor no column)."""
+    with pytest.raises(AnalysisError, match=words):
+        fit_trajectory(one_clinic, "odi", compare=compare)
+
+
+def test_a_covariate_with_one_value_is_refused(one_clinic) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(AnalysisError, match="covariate protocol has the single value 'default'"):
+        fit_trajectory(one_clinic, "odi", covariates=["protocol"])
+
+
+def _everyone_dropped_out_on_day_0():  # type: ignore[no-untyped-def]
+    """The audit's cohort: every patient one stay 0..0 dropped_out, day-0 measurements only."""
+    from stepanalytics.cohort import Cohort
+    from stepanalytics.synth.generate import SYNTH_PROTOCOL_YAML, SynthConfig, synthesize_tables
+
+    tables, _ = synthesize_tables(SynthConfig(n_patients=40, n_clinics=4, seed=11))
+    patients = tables["patients"].assign(last_contact_day=0)
+    phases = pd.DataFrame(
+        {
+            "patient_id": patients["patient_id"],
+            "phase": 1,
+            "start_day": 0,
+            "end_day": 0,
+            "exit_reason": "dropped_out",
+        }
+    )
+    day0 = {name: tables[name][tables[name]["day"] == 0] for name in ("assessments", "items")}
+    rewritten = dict(tables, patients=patients, phases=phases, events=tables["events"].iloc[:0])
+    return Cohort.from_tables({**rewritten, **day0}, protocol_text=SYNTH_PROTOCOL_YAML)
+
+
+def test_baseline_adjustment_with_only_baselines_is_a_plain_error() -> None:
+    """Formerly a raw IndexError: removing the baselines left no rows at all."""
+    cohort = _everyone_dropped_out_on_day_0()
+    with pytest.raises(AnalysisError, match=r"All \d+ measurements are baselines"):
+        fit_trajectory(cohort, "odi", covariates=True)
+    with pytest.raises(AnalysisError, match="leaves no later measurement"):
+        fit_trajectory(cohort, "odi", covariates=["baseline"])

@@ -297,6 +297,8 @@ LRT_CASES = [
     ("synth_random_slope_reml", "synth_intercept_reml", "synth_default_reml", "REML"),
     ("synth_clinic_fixed", "synth_default_reml", "synth_clinic_reml", "ML"),
     ("synth_clinic_random_reml", "synth_default_reml", "synth_nested_reml", "REML"),
+    # weeks = the sum of the phase clocks: nested by column space, though not by name
+    ("synth_piecewise_fixed", "synth_default_reml", "synth_piecewise_reml", "ML"),
 ]
 
 
@@ -318,7 +320,11 @@ def test_likelihood_ratio_tests_match_anova(
     fits: dict[tuple[str, str], TrajectoryResult],
     lme4_reference: dict[str, Any],
 ) -> None:
-    """R: anova(small, large, refit = FALSE) for random effects, refit = TRUE for fixed."""
+    """R: anova(small, large, refit = FALSE) for random effects, refit = TRUE for fixed.
+
+    For a random-effect test the reference also holds the p-value of the 50:50
+    mixture of chi2(df - 1) and chi2(df), from R's pchisq at anova()'s statistic.
+    """
     expected = lme4_reference["lrt"][lrt_key]
     tol = TOLERANCES[engine]
     comparison = compare_models(
@@ -334,6 +340,12 @@ def test_likelihood_ratio_tests_match_anova(
     assert table["p_value"].iat[1] == pytest.approx(expected["p_value"], rel=1e-2)
     if criterion == "ML":
         assert any("refitted by maximum likelihood" in w for w in comparison.warnings)
+    if "p_mixture" in expected:
+        assert table["p_value_boundary"].iat[1] == pytest.approx(expected["p_mixture"], rel=1e-3)
+        assert any("50:50 mixture" in w for w in comparison.warnings)
+    else:
+        assert np.isnan(table["p_value_boundary"].iat[1])
+        assert not any("variance cannot be negative" in w for w in comparison.warnings)
 
 
 def test_fixed_effect_lrt_refits_by_ml(

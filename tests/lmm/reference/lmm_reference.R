@@ -79,6 +79,9 @@ describe <- function(case, reml) {
   re <- ranef(fit)
   clinic_group <- setdiff(groups, patient_group)
   ll <- logLik(fit)
+  # 90% t intervals with Satterthwaite df, one per coefficient (fit_lmm(level = 0.9)).
+  ci90 <- lmerTest::contest(fit, L = diag(length(fixef(fit))), joint = FALSE,
+                            confint = TRUE, level = 0.90)
   list(
     name = paste0(case$name, if (reml) "_reml" else "_ml"),
     data = case$data,
@@ -88,6 +91,8 @@ describe <- function(case, reml) {
     fixef = named(fixef(fit)),
     std_error = named(coefs[, "Std. Error"]),
     df = named(coefs[, "df"]),
+    ci90_lower = as.numeric(ci90$lower),
+    ci90_upper = as.numeric(ci90$upper),
     vcov = unname(as.matrix(vcov(fit))),
     theta = unname(getME(fit, "theta")),
     patient_group = patient_group,

@@ -129,10 +129,19 @@ fit_both <- function(formula, data, reml) {
   tight_fit
 }
 
-lrt_row <- function(small, large, refit) {
+# boundary = TRUE for a test of one added random-effect variance (and its
+# covariances): the null distribution is then a 50:50 mixture of chi2(df - 1)
+# and chi2(df) (Self & Liang 1987; Stram & Lee 1994), whose p-value is added
+# (pchisq with df = 0 is the point mass at 0).
+lrt_row <- function(small, large, refit, boundary = FALSE) {
   a <- anova(small, large, refit = refit)
-  list(refit = refit, loglik_small = a$logLik[1], loglik_large = a$logLik[2],
-       chisq = a$Chisq[2], df = a$Df[2], p_value = a$`Pr(>Chisq)`[2])
+  row <- list(refit = refit, loglik_small = a$logLik[1], loglik_large = a$logLik[2],
+              chisq = a$Chisq[2], df = a$Df[2], p_value = a$`Pr(>Chisq)`[2])
+  if (boundary) {
+    row$p_mixture <- 0.5 * pchisq(row$chisq, row$df - 1, lower.tail = FALSE) +
+      0.5 * pchisq(row$chisq, row$df, lower.tail = FALSE)
+  }
+  row
 }
 
 models <- list()
@@ -168,7 +177,7 @@ for (reml in c(TRUE, FALSE)) {
 lrt$sleep_random_slope_reml <- lrt_row(
   fit_tight(Reaction ~ Days + (1 | Subject), sleep, TRUE),
   fit_tight(Reaction ~ Days + (Days | Subject), sleep, TRUE),
-  refit = FALSE)
+  refit = FALSE, boundary = TRUE)
 # fixed-effects comparison: anova() refits both by ML
 lrt$sleep_days_fixed <- lrt_row(
   fit_tight(Reaction ~ 1 + (Days | Subject), sleep, TRUE),
@@ -231,7 +240,10 @@ if (file.exists("synthetic_cohort.csv")) {
     fit_tight(score ~ weeks + (weeks | patient_id), synth, TRUE),
     fit_tight(score ~ weeks * clinic_id + (weeks | patient_id), synth, TRUE),
     refit = TRUE)
-  lrt$synth_random_slope_reml <- lrt_row(m_int, m_default, refit = FALSE)
+  lrt$synth_random_slope_reml <- lrt_row(m_int, m_default, refit = FALSE, boundary = TRUE)
+  # weeks is the sum of the phase clocks, so the straight line is nested in the
+  # piecewise model: do the phase slopes differ? (fixed effects: refit by ML)
+  lrt$synth_piecewise_fixed <- lrt_row(m_default, m_piece, refit = TRUE)
 
   # Patients nested in clinics: a clinic random intercept (fit_trajectory(...,
   # clinic_effect = "random"); only the fast engine fits it).
@@ -261,7 +273,7 @@ if (file.exists("synthetic_cohort.csv")) {
     attr(VarCorr(m_nested_comp)$clinic_id, "stddev")[[1]]
   # Is there a clinic random intercept? Same fixed effects, so REML fits compare.
   lrt$synth_clinic_random_reml <- lrt_row(
-    m_default, fit_tight(f_nested, synth, TRUE), refit = FALSE)
+    m_default, fit_tight(f_nested, synth, TRUE), refit = FALSE, boundary = TRUE)
 }
 
 meta <- list(
