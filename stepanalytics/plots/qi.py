@@ -15,6 +15,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 
 from stepanalytics.qi.adherence import Adherence
@@ -23,7 +24,7 @@ from stepanalytics.qi.completeness import Completeness
 from stepanalytics.qi.funnel import FunnelResult, level_tag
 from stepanalytics.qi.shrinkage import ShrinkageResult
 from stepanalytics.qi.spc import ControlChart
-from stepanalytics.qi.suppression import DEFAULT_THRESHOLD, small_cells
+from stepanalytics.qi.suppression import DEFAULT_THRESHOLD, protect_frame
 
 _SIGNAL = "#c0392b"
 _MAIN = "#2c3e50"
@@ -50,7 +51,13 @@ def _note_hidden(ax: Axes, n_hidden: int, threshold: int | None) -> None:
 
 
 def _hidden_units(result: Any, threshold: int | None) -> set[str]:
-    """Clinics that may not be drawn under the small-cell rule."""
+    """Clinics that may not be drawn under the small-cell rule.
+
+    A dot on a funnel plot gives its counts back (n on the x axis, the
+    share on the y axis), and the target line is the pooled value, so the
+    dots must follow the committee table's protection, complementary
+    clinics included: one hidden clinic would be the total minus the others.
+    """
     if threshold is None:
         return set()
     if isinstance(result, ClinicComparison):
@@ -58,14 +65,22 @@ def _hidden_units(result: Any, threshold: int | None) -> set[str]:
         column = "oe_ratio" if result.scale == "ratio" else "risk_adjusted"
         return set(result.table.loc[hidden[column].to_numpy(), result.unit].astype(str))
     table = result.table
-    n = table["precision"].to_numpy(dtype=float)
-    hide = small_cells(n, threshold=threshold)
-    if getattr(result, "kind", "") == "proportion":
-        count = np.round(table["estimate"].to_numpy(dtype=float) * n)
-        hide |= small_cells(count, threshold=threshold) | small_cells(
-            n - count, threshold=threshold
-        )
-    return set(table.loc[hide, result.unit].astype(str))
+    precision = table["precision"].to_numpy(dtype=float)
+    estimate = table["estimate"].to_numpy(dtype=float)
+    frame = pd.DataFrame({"unit": table[result.unit].astype(str)})
+    kind = getattr(result, "kind", "")
+    counts: list[str] = []
+    parts: list[tuple[str, str]] = []
+    if kind != "ratio":
+        frame["n"] = precision
+        counts.append("n")
+    if kind in ("proportion", "ratio"):
+        frame["count"] = np.round(estimate * precision)
+        counts.append("count")
+    if kind == "proportion":
+        parts.append(("count", "n"))
+    hidden = protect_frame(frame, counts=counts, parts=parts, threshold=threshold).hidden
+    return set(frame.loc[hidden[counts].any(axis=1).to_numpy(), "unit"])
 
 
 def plot_funnel(
@@ -263,17 +278,14 @@ def plot_completeness(
         raise ValueError(f"No completeness rows for instrument {instrument!r}.")
     stages = t.drop_duplicates("stage").sort_values("stage_order")["stage"].tolist()
     position = {s: i for i, s in enumerate(stages)}
+    drawn = np.ones(len(result.table), dtype=bool)
+    if threshold is not None:
+        # The committee table's protection: by clinic, against the all-clinics counts.
+        drawn = ~result.committee_table(threshold=threshold).hidden["percent"].to_numpy()
+    t = t.assign(_drawn=drawn[(result.table["instrument"] == instrument).to_numpy()])
     groups = t.groupby(list(result.by), sort=True) if result.by else [("all", t)]
     for key, group in groups:
-        ok = np.ones(len(group), dtype=bool)
-        if threshold is not None:
-            measured = group["measured"].to_numpy(dtype=float)
-            missing = group["eligible"].to_numpy(dtype=float) - measured
-            ok = ~(
-                small_cells(measured, threshold=threshold)
-                | small_cells(missing, threshold=threshold)
-            )
-        shown = group[ok]
+        shown = group[group["_drawn"]]
         ax.plot(
             shown["stage"].map(position),
             shown["percent"],
@@ -315,10 +327,18 @@ def plot_adherence(
     from stepanalytics.qi.intervals import wilson_interval
 
     ax = _axes(ax)
-    t = result.table if phase is None else result.table[result.table["phase"] == phase]
-    counts = t.groupby("clinic_id", sort=True)[
-        ["progressions", "premature", "met_criteria", "delayed", "stall_checked", "stalled"]
-    ].sum()
+    columns = ["progressions", "premature", "met_criteria", "delayed", "stall_checked", "stalled"]
+    protected = result.committee_table(threshold=threshold) if threshold is not None else None
+    if phase is None:
+        # A clinic's bars pool its phases: they show the clinic totals of the
+        # committee table, protected with it.
+        counts = result.table.groupby("clinic_id", sort=True)[columns].sum()
+        shown = None if protected is None else protected.totals(("clinic_id",))
+        shown = None if shown is None else shown.set_index("clinic_id").loc[counts.index]
+    else:
+        rows = (result.table["phase"] == phase).to_numpy()
+        counts = result.table[rows].set_index("clinic_id")[columns]
+        shown = None if protected is None else protected.table[rows].set_index("clinic_id")
     x = np.arange(len(counts))
     width = 0.27
     pairs = (
@@ -332,10 +352,8 @@ def plot_adherence(
         with np.errstate(divide="ignore", invalid="ignore"):
             pct = np.where(den > 0, 100 * num / den, np.nan)
         lo, hi = wilson_interval(num, den)
-        if threshold is not None:
-            hide = small_cells(num, threshold=threshold) | small_cells(
-                den - num, threshold=threshold
-            )
+        if shown is not None:
+            hide = shown[event].isna().to_numpy() | shown[base].isna().to_numpy()
             pct = np.where(hide, np.nan, pct)
         err = np.nan_to_num(np.maximum(np.vstack([pct - 100 * lo, 100 * hi - pct]), 0.0))
         ax.bar(x + (k - 1) * width, pct, width, yerr=err, capsize=2, label=event)

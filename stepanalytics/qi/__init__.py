@@ -14,7 +14,9 @@ Re-exports only; each idea lives in its own module:
 * :mod:`~stepanalytics.qi.runs` and :mod:`~stepanalytics.qi.spc` run and control charts;
 * :mod:`~stepanalytics.qi.adherence` progression rules of the protocol;
 * :mod:`~stepanalytics.qi.safety` safety events per 100 patient-weeks;
-* :mod:`~stepanalytics.qi.suppression` the small-cell gate of every report output.
+* :mod:`~stepanalytics.qi.suppression` the small-cell gate of every report output
+  (its parts: :mod:`~stepanalytics.qi.smallcells`, :mod:`~stepanalytics.qi.crosstab`,
+  :mod:`~stepanalytics.qi.margins`, :mod:`~stepanalytics.qi.bounds`).
 """
 
 from stepanalytics.qi.adherence import Adherence, protocol_adherence

@@ -79,7 +79,15 @@ class Adherence(AnalysisResult):
         return flagged[columns].sort_values(["phase", "patient_id"]).reset_index(drop=True)
 
     def committee_table(self, *, threshold: int = DEFAULT_THRESHOLD) -> ProtectedFrame:
-        """Counts and rates by clinic and phase with small cells hidden."""
+        """Counts and rates by clinic and phase with small cells hidden.
+
+        The table is protected against the all-clinics total of each phase
+        and against each clinic's total over phases (the adherence figure
+        pools a clinic's phases), so no hidden cell follows from either;
+        :meth:`ProtectedFrame.totals` gives those totals as publishable
+        (``by=("phase",)`` or ``by=("clinic_id",)``).  A rate and its
+        interval are hidden with either of their counts.
+        """
         counts = ["stays", "progressions", "premature", "met_criteria", "delayed"]
         counts += ["stall_checked", "stalled"]
         derived = {}
@@ -88,7 +96,12 @@ class Adherence(AnalysisResult):
                 derived[column] = [event, base]
         parts = [(event, base) for event, base in _RATES]
         return protect_frame(
-            self.table, counts=counts, derived=derived, parts=parts, threshold=threshold
+            self.table,
+            counts=counts,
+            derived=derived,
+            parts=parts,
+            margins=[("phase",), ("clinic_id",)],
+            threshold=threshold,
         )
 
 

@@ -69,7 +69,19 @@ class ClinicComparison(AnalysisResult):
         exact = [c for c in t.columns if c not in keep_open and c not in counts]
         derived = {c: counts for c in exact}
         parts = [("observed", "n")] if self.kind == "binary" else []
-        return protect_frame(t, counts=counts, derived=derived, parts=parts, threshold=threshold)
+        # The target is the pooled value (all clinics' responders over all
+        # patients): with the shown clinics it gives the hidden clinics'
+        # total, so the grand total counts as published, and the target is
+        # hidden if that total is small.
+        return protect_frame(
+            t,
+            counts=counts,
+            derived=derived,
+            parts=parts,
+            margins=[()],
+            group_values={"target": ()},
+            threshold=threshold,
+        )
 
 
 def compare_clinics(
@@ -239,6 +251,7 @@ def benchmark_outcome(
     complete = pairs[pairs["status"] == "complete"].copy()
     if follow_up == "phase_end":
         complete = complete.sort_values("stay_number").drop_duplicates("patient_id", keep="last")
+    _check_comparable(pairs, complete, instrument, cohort.patients)
     lost = int((pairs["status"] == "no_follow_up").sum())
     if indicator == "responder":
         complete["outcome"] = complete["responder"].astype(float)
@@ -284,3 +297,35 @@ def benchmark_outcome(
         unit=result.unit,
         scale=result.scale,
     )
+
+
+def _check_comparable(
+    pairs: pd.DataFrame, complete: pd.DataFrame, instrument: str, patients: pd.DataFrame
+) -> None:
+    """Say plainly why clinics cannot be compared on change in ``instrument``.
+
+    Change needs a baseline and a follow-up score; a comparison needs two
+    clinics with such patients.  The message names what is missing, not a
+    symptom of it further down (an empty model, one clinic left).
+    """
+    if pairs.empty:
+        raise AnalysisError(
+            f"No {instrument} scores in this cohort: there is no change to compare clinics on."
+        )
+    if complete.empty:
+        if (pairs["status"] == "no_baseline").all():
+            reason = f"no patient has a baseline {instrument} score (a score early in care)"
+        else:
+            reason = f"no patient has a follow-up {instrument} score after the baseline yet"
+        raise AnalysisError(
+            f"Clinics cannot be compared on {instrument}: {reason}, so change from baseline "
+            "cannot be measured."
+        )
+    clinic_of = patients.set_index("patient_id")["clinic_id"]
+    k = int(complete["patient_id"].map(clinic_of).nunique())
+    if k < 2:
+        raise AnalysisError(
+            f"Clinics cannot be compared on {instrument}: only {k} clinic (of "
+            f"{patients['clinic_id'].nunique()} in this cohort) has patients with a baseline "
+            "and a follow-up score; at least 2 are needed."
+        )

@@ -122,7 +122,11 @@ def risk_adjust(
         )
     frame = frame.loc[complete].reset_index(drop=True)
     if frame[unit].nunique() < 2:
-        raise AnalysisError("Risk adjustment compares clinics: at least 2 clinics are needed.")
+        raise AnalysisError(
+            "Risk adjustment compares clinics, so at least 2 clinics must have patients with "
+            f"the outcome and every covariate ({', '.join(needed[1:])}); found "
+            f"{frame[unit].nunique()}."
+        )
     y = _outcome(frame[outcome], kind)
     frame["_y"] = y
     formula = "_y ~ " + (" + ".join(_term(frame, c) for c in covariates) or "1")

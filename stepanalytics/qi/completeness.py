@@ -31,8 +31,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from stepanalytics.errors import UsageError
+from stepanalytics.errors import AnalysisError, UsageError
 from stepanalytics.qi.intervals import wilson_interval
+from stepanalytics.qi.suppression import DEFAULT_THRESHOLD, ProtectedFrame, protect_frame
 from stepanalytics.results import AnalysisResult
 
 #: Standardised difference above which groups are called imbalanced (Austin 2009).
@@ -49,6 +50,28 @@ class Completeness(AnalysisResult):
     """
 
     by: tuple[str, ...] = ("clinic_id",)
+
+    def committee_table(self, *, threshold: int = DEFAULT_THRESHOLD) -> ProtectedFrame:
+        """Due and measured counts with small cells, and what gives them back, hidden.
+
+        ``measured`` is hidden where it or the number not measured is small;
+        the percentage and its interval go with either count.  By clinic,
+        the all-clinics count of each instrument and stage is treated as
+        published (the report shows the all-clinics funnel), so no clinic's
+        hidden count follows from it.
+        """
+        derived = {c: ["measured", "eligible"] for c in ("percent", "ci_lower", "ci_upper")}
+        others = [c for c in self.by if c != "clinic_id"]
+        margins = [(*others, "instrument", "stage")] if "clinic_id" in self.by else []
+        return protect_frame(
+            self.table,
+            counts=["eligible", "measured"],
+            derived=derived,
+            parts=[("measured", "eligible")],
+            totals=bool(margins),
+            margins=margins or None,
+            threshold=threshold,
+        )
 
 
 def measurement_stages(
@@ -68,10 +91,7 @@ def measurement_stages(
     ['baseline', 'end_of_care']
     """
     m = cohort.measurements
-    codes = list(instruments) if instruments is not None else cohort.instruments
-    unknown = sorted(set(codes) - set(cohort.instruments))
-    if unknown:
-        raise UsageError(f"No scores for instrument(s) {unknown} in this cohort.")
+    codes, _ = _instrument_codes(cohort, instruments)
     patients = cohort.patients[["patient_id", "clinic_id"]]
     stays = cohort.phases
     scores = m.loc[m["instrument"].isin(codes), ["patient_id", "instrument", "day"]]
@@ -103,6 +123,43 @@ def measurement_stages(
         rows.append(_stage(grid, "follow_up", 91, done, hit))
     out = pd.concat(rows, ignore_index=True)
     return out.rename(columns={"order": "stage_order"})
+
+
+def _instrument_codes(
+    cohort: Any, instruments: Sequence[str] | None
+) -> tuple[list[str], list[str]]:
+    """The instruments to count, and warnings for those nobody was measured with.
+
+    An instrument of the registry without a single score is a real answer
+    (nobody was measured: 0%), so it is counted; a code neither scored nor
+    known is a typo and refused.
+    """
+    from stepanalytics.instruments import get_registry
+
+    scored = list(cohort.instruments)
+    if instruments is None:
+        if not scored:
+            raise AnalysisError(
+                "This cohort has no scores at all (the assessments table is empty), so there "
+                "is no measurement to count. Pass instruments=[...] to count the patients "
+                "due each measurement, every one of them not measured."
+            )
+        return scored, []
+    codes = list(dict.fromkeys(instruments))
+    registry = get_registry()
+    unknown = sorted(c for c in codes if c not in scored and c not in registry)
+    if unknown:
+        raise UsageError(
+            f"No scores for instrument(s) {unknown} in this cohort, and the instrument "
+            "registry does not know them; check the spelling."
+        )
+    unscored = [c for c in codes if c not in scored]
+    warnings = [
+        f"{code}: no patient has a score in this cohort; every patient due is counted as "
+        "not measured."
+        for code in unscored
+    ]
+    return codes, warnings
 
 
 def _scored_between(
@@ -168,6 +225,7 @@ def completeness_funnel(
     >>> first["stage"], int(first["eligible"]), int(first["measured"])
     ('enrolled', 60, 60)
     """
+    _, warnings = _instrument_codes(cohort, instruments)
     flags = measurement_stages(cohort, instruments=instruments, window_days=window_days)
     keys = [*by, "instrument", "stage_order", "stage"]
     bad = [c for c in by if c not in flags.columns]
@@ -186,6 +244,7 @@ def completeness_funnel(
     table["ci_lower"], table["ci_upper"] = 100.0 * lower, 100.0 * upper
     return Completeness(
         table=table,
+        warnings=tuple(warnings),
         title="Completeness of measurement (percent of patients due)",
         by=tuple(by),
     )
@@ -257,10 +316,12 @@ def attrition_check(
                 "std_difference": standardised_difference(followed, lost),
             }
         )
-    table = pd.DataFrame(rows)
+    columns = ["instrument", "n_followed", "mean_followed", "sd_followed"]
+    columns += ["n_lost", "mean_lost", "sd_lost", "std_difference"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["imbalanced"] = table["std_difference"].abs() > IMBALANCE
     warnings = []
     if not table.empty:
-        table["imbalanced"] = table["std_difference"].abs() > IMBALANCE
         for _, row in table[table["imbalanced"]].iterrows():
             warnings.append(
                 f"{row['instrument']}: patients lost at {stage} differed at baseline from those "

@@ -35,7 +35,12 @@ import pandas as pd
 from scipy import stats
 
 from stepanalytics.errors import AnalysisError, UsageError
-from stepanalytics.qi.overdispersion import Overdispersion, estimate_overdispersion, winsorise
+from stepanalytics.qi.overdispersion import (
+    Overdispersion,
+    dispersion_note,
+    estimate_overdispersion,
+    winsorise,
+)
 from stepanalytics.results import AnalysisResult
 
 __all__ = [
@@ -44,6 +49,7 @@ __all__ = [
     "FunnelKind",
     "FunnelResult",
     "Overdispersion",
+    "dispersion_note",
     "estimate_overdispersion",
     "exact_quantile",
     "funnel_compare",
@@ -369,11 +375,9 @@ def funnel_compare(
     if overdispersion != "none":
         if len(frame) >= 3:
             od = estimate_overdispersion(y, se, target=theta0, winsor=winsor)
-            if od.tau2 > 0 or od.phi > 1:
-                warnings.append(
-                    f"Clinics vary more than chance explains (phi = {od.phi:.2f}, "
-                    f"p = {od.p_value:.3g}); limits widened ({overdispersion} model)."
-                )
+            note = dispersion_note(od, overdispersion)
+            if note:
+                warnings.append(note)
         else:
             warnings.append("Fewer than 3 clinics: overdispersion not estimated.")
     result = FunnelResult(

@@ -19,6 +19,7 @@ import pandas as pd
 
 from stepanalytics.errors import UsageError
 from stepanalytics.qi.intervals import mean_interval, wilson_interval
+from stepanalytics.qi.suppression import DEFAULT_THRESHOLD, ProtectedFrame, protect_frame
 from stepanalytics.results import AnalysisResult
 
 _SHARES = (
@@ -26,6 +27,29 @@ _SHARES = (
     ("deteriorated", "deteriorated_flag", "n_rci"),
     ("crossed", "crossed_flag", "n_clinical"),
 )
+
+#: Columns of the indicator table after the grouping columns.
+_COLUMNS_AFTER_KEYS = [
+    "n",
+    "mean_change",
+    "std_error",
+    "ci_lower",
+    "ci_upper",
+    "responders",
+    "pct_responders",
+    "responders_lower",
+    "responders_upper",
+    "n_rci",
+    "deteriorated",
+    "pct_deteriorated",
+    "deteriorated_lower",
+    "deteriorated_upper",
+    "n_clinical",
+    "crossed",
+    "pct_crossed",
+    "crossed_lower",
+    "crossed_upper",
+]
 
 
 @dataclass(frozen=True)
@@ -44,6 +68,39 @@ class OutcomeIndicators(AnalysisResult):
 
     by: tuple[str, ...] = ("clinic_id",)
     follow_up: str = "last"
+
+    def committee_table(self, *, threshold: int = DEFAULT_THRESHOLD) -> ProtectedFrame:
+        """Indicators with small counts, and every value that gives them back, hidden.
+
+        The mean change, its standard error and interval are hidden with
+        ``n`` (a mean of a few patients describes them; the interval width
+        over the standard error is a t quantile, which gives n back); each
+        share and its interval with its count or denominator.  A count whose
+        complement in its denominator is small is hidden too, and so is a
+        denominator (``n_rci``, ``n_clinical``) that falls short of ``n`` by a
+        small number.  By clinic, the all-clinics count of each group (period,
+        phase, instrument) is treated as published.
+        """
+        counts = ["n", "responders", "n_rci", "deteriorated", "n_clinical", "crossed"]
+        derived: dict[str, list[str]] = {
+            c: ["n"] for c in ("mean_change", "std_error", "ci_lower", "ci_upper")
+        }
+        parts = [("n_rci", "n"), ("n_clinical", "n")]
+        for name, _, denominator in _SHARES:
+            for column in (f"pct_{name}", f"{name}_lower", f"{name}_upper"):
+                derived[column] = [name, denominator]
+            parts.append((name, denominator))
+        others = [c for c in self.by if c != "clinic_id"]
+        margins = [(*others, "instrument")] if "clinic_id" in self.by else []
+        return protect_frame(
+            self.table,
+            counts=counts,
+            derived=derived,
+            parts=parts,
+            totals=bool(margins),
+            margins=margins or None,
+            threshold=threshold,
+        )
 
 
 def add_period(frame: pd.DataFrame, *, period: str, month: str = "enrolled_month") -> pd.Series:
@@ -112,7 +169,10 @@ def outcome_indicators(
     from stepanalytics.instruments.change import measure_change
 
     change = measure_change(cohort, follow_up=follow_up, instruments=instruments)
+    warnings = list(change.warnings)
     pairs = change.patients
+    if not (pairs["status"] == "complete").any():
+        warnings.append(_why_no_pairs(pairs))
     pairs = pairs[pairs["status"] == "complete"].copy()
     wanted = [c for c in by if c != "phase"]
     unknown = [c for c in wanted if c not in cohort.patients.columns]
@@ -135,10 +195,25 @@ def outcome_indicators(
     table = _summarise(frame, [*keys, "instrument"], level)
     return OutcomeIndicators(
         table=table,
-        warnings=change.warnings,
+        warnings=tuple(warnings),
         title=f"Outcome indicators ({change.title.lower()})",
         by=tuple(keys),
         follow_up=str(follow_up),
+    )
+
+
+def _why_no_pairs(pairs: pd.DataFrame) -> str:
+    """Plain reason why no patient has a change from baseline."""
+    if pairs.empty:
+        return "No scores for these instruments in this cohort: no outcome indicators."
+    if (pairs["status"] == "no_baseline").all():
+        return (
+            "No patient has a baseline score (a score early in care), so change cannot be "
+            "measured: no outcome indicators."
+        )
+    return (
+        "No patient has a follow-up score after the baseline yet, so change cannot be "
+        "measured: no outcome indicators."
     )
 
 
@@ -173,6 +248,15 @@ def _summarise(frame: pd.DataFrame, keys: list[str], level: float) -> pd.DataFra
             row[denominator] = int(known.size)
             row[name] = int(known.sum())
         rows.append(row)
+    if not rows:
+        # Nobody with a baseline and a follow-up: an empty table with the usual columns.
+        counts = {"n", *(c for share in _SHARES for c in (share[0], share[2]))}
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype="int64" if c in counts else object if c in keys else float)
+                for c in [*keys, *_COLUMNS_AFTER_KEYS]
+            }
+        )
     table = pd.DataFrame(rows)
     for name, _, denominator in _SHARES:
         lower, upper = wilson_interval(table[name], table[denominator], level=level)
@@ -181,26 +265,4 @@ def _summarise(frame: pd.DataFrame, keys: list[str], level: float) -> pd.DataFra
         table[f"pct_{name}"] = 100.0 * share
         table[f"{name}_lower"] = 100.0 * lower
         table[f"{name}_upper"] = 100.0 * upper
-    order = [
-        *keys,
-        "n",
-        "mean_change",
-        "std_error",
-        "ci_lower",
-        "ci_upper",
-        "responders",
-        "pct_responders",
-        "responders_lower",
-        "responders_upper",
-        "n_rci",
-        "deteriorated",
-        "pct_deteriorated",
-        "deteriorated_lower",
-        "deteriorated_upper",
-        "n_clinical",
-        "crossed",
-        "pct_crossed",
-        "crossed_lower",
-        "crossed_upper",
-    ]
-    return table[order]
+    return table[[*keys, *_COLUMNS_AFTER_KEYS]]

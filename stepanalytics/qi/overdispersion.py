@@ -128,3 +128,45 @@ def estimate_overdispersion(
     tau2 = max(0.0, excess / (w.sum() - (w**2).sum() / w.sum()))
     p_value = float(stats.chi2.sf(k * phi, k - 1))
     return Overdispersion(phi=phi, tau2=float(tau2), n_units=k, p_value=p_value, winsor=winsor)
+
+
+def dispersion_note(od: Overdispersion, method: str) -> str | None:
+    """Say whether limits were widened, by which rule, and what the test showed.
+
+    The rule applied is the estimate, not the test: the additive model
+    widens whenever its (DerSimonian-Laird type) tau^2 is above 0, i.e.
+    ``I phi > I - 1``; the multiplicative model whenever ``phi > 1``
+    (Spiegelhalter 2005, Qual Saf Health Care 14:347; as R ``FunnelPlotR``).
+    Only when the test ``I phi ~ chi^2(I - 1)`` rejects at 5% does the note
+    say that clinics vary more than chance explains.
+
+    Examples
+    --------
+    >>> od = Overdispersion(phi=1.02, tau2=0.0004, n_units=6, p_value=0.414)
+    >>> print(dispersion_note(od, "additive"))  # doctest: +NORMALIZE_WHITESPACE
+    Limits widened a little (additive model: the between-clinic variance tau^2 is
+    estimated above 0 whenever I phi > I - 1, here I = 6, phi = 1.02), although
+    the variation between clinics is compatible with chance (overdispersion test
+    p = 0.414).
+    """
+    if method == "additive" and od.tau2 > 0:
+        rule = (
+            "additive model: the between-clinic variance tau^2 is estimated above 0 "
+            f"whenever I phi > I - 1, here I = {od.n_units}, phi = {od.phi:.2f}"
+        )
+    elif method == "multiplicative" and od.phi > 1:
+        rule = (
+            f"multiplicative model: limits times sqrt(phi) = {np.sqrt(od.phi):.2f} whenever "
+            f"phi > 1, here phi = {od.phi:.2f}"
+        )
+    else:
+        return None
+    if od.present:
+        return (
+            f"Clinics vary more than chance explains (phi = {od.phi:.2f}, overdispersion test "
+            f"p = {od.p_value:.3g}); limits widened ({rule})."
+        )
+    return (
+        f"Limits widened a little ({rule}), although the variation between clinics is "
+        f"compatible with chance (overdispersion test p = {od.p_value:.3g})."
+    )

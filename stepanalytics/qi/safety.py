@@ -38,17 +38,43 @@ class SafetyRates(AnalysisResult):
     """Safety event rates, one row per group and event kind (counts only).
 
     Columns: grouping columns, ``event``, ``events``, ``patient_weeks``,
-    ``rate`` (per ``per`` patient-weeks), ``ci_lower``, ``ci_upper``,
-    ``centre`` (pooled rate of the phase and event), ``lcl``, ``ucl``
+    ``patients`` (patients with time in care in the group), ``rate`` (per
+    ``per`` patient-weeks), ``ci_lower``, ``ci_upper``, ``centre`` (pooled
+    rate of the peers: same phase and event, all clinics), ``lcl``, ``ucl``
     (3-sigma U-chart limits) and ``signal`` (``above`` / ``below`` / ``""``).
     """
 
     per: float = 100.0
+    by: tuple[str, ...] = ("clinic_id", "phase")
 
     def committee_table(self, *, threshold: int = DEFAULT_THRESHOLD) -> ProtectedFrame:
-        """Rates with small event counts hidden (the rate and interval with them)."""
-        derived = {c: ["events"] for c in ("rate", "ci_lower", "ci_upper", "signal")}
-        return protect_frame(self.table, counts=["events"], derived=derived, threshold=threshold)
+        """Rates with small counts, and everything that gives them back, hidden.
+
+        * ``events`` from 1 to ``threshold`` are hidden, with the rate and its
+          interval;
+        * the pooled rate ``centre`` times the shown patient-weeks gives the
+          all-clinics event count of its phase and event, so that total is
+          treated as published: every (phase, event) group with a hidden
+          count has at least two, adding up to more than ``threshold``; where
+          the group's total is itself small, ``centre``, ``lcl``, ``ucl`` and
+          ``signal`` are hidden for the whole group;
+        * patient-weeks describe individuals when few patients contribute
+          them: ``patient_weeks`` (and the limits computed from it) are
+          hidden where ``patients`` is hidden, i.e. from 1 to ``threshold``
+          patients, protected against the group's patient total like a count.
+        """
+        peers = (*self.by[1:], "event")
+        both = ["events", "patients"]
+        derived = {c: both for c in ("rate", "ci_lower", "ci_upper", "signal")}
+        derived |= {c: ["patients"] for c in ("patient_weeks", "lcl", "ucl")}
+        return protect_frame(
+            self.table,
+            counts=both,
+            derived=derived,
+            margins=[peers],
+            group_values={c: peers for c in ("centre", "lcl", "ucl", "signal")},
+            threshold=threshold,
+        )
 
 
 def safety_events(cohort: Any) -> pd.DataFrame:
@@ -156,6 +182,8 @@ def safety_rates(
     counts = found.groupby([*keys, "event"]).size().reindex(grid, fill_value=0)
     table = counts.rename("events").reset_index()
     table = table.merge(exposure.rename("patient_weeks").reset_index(), on=keys, how="inner")
+    patients = stays.groupby(keys)["patient_id"].nunique().rename("patients").reset_index()
+    table = table.merge(patients, on=keys, how="left")
     lower, upper = poisson_rate_interval(table["events"], table["patient_weeks"], level=level)
     table["rate"] = per * table["events"] / table["patient_weeks"]
     table["ci_lower"], table["ci_upper"] = per * lower, per * upper
@@ -174,6 +202,7 @@ def safety_rates(
         warnings=tuple(warnings),
         title=f"Safety events per {per:g} patient-weeks",
         per=per,
+        by=tuple(keys),
     )
 
 
@@ -217,9 +246,12 @@ def safety_series(
     Returns
     -------
     DataFrame
-        ``month``, ``events``, ``patient_weeks``, ``rate``; pass to
+        ``month``, ``events``, ``patient_weeks``, ``patients`` (in care for
+        at least one day of the month), ``rate``; pass to
         ``control_chart(chart="u", count="events", denominator="patient_weeks",
-        multiply=100)``.
+        multiply=100)``.  For a committee, a month (or a quarter, which has at
+        least as many patients as each of its months) whose ``patients`` are
+        1 to 10 should not be drawn: its patient-weeks describe those patients.
 
     Examples
     --------
@@ -227,7 +259,7 @@ def safety_series(
     >>> c = synthesize_cohort(n_patients=100, n_clinics=2, seed=1)
     >>> s = safety_series(c, event="flare_up")
     >>> list(s.columns)
-    ['month', 'events', 'patient_weeks', 'rate']
+    ['month', 'events', 'patient_weeks', 'patients', 'rate']
     """
     if event not in SAFETY_EVENTS:
         raise UsageError(f"Unknown safety event {event!r}; use one of {SAFETY_EVENTS}.")
@@ -246,6 +278,8 @@ def safety_series(
     days = np.clip(np.minimum(last_day[None, :], last[:, None]) - first_day[None, :] + 1.0, 0, None)
     month_index = base.to_numpy()[:, None] + k[None, :]
     exposure = pd.Series(days.ravel() / 7.0).groupby(month_index.ravel()).sum()
+    # Patients in care during the month: a month's patient-weeks describe them.
+    present = pd.Series((days > 0).ravel().astype("int64")).groupby(month_index.ravel()).sum()
     found = safety_events(cohort)
     found = found[(found["event"] == event) & found["patient_id"].isin(set(patients["patient_id"]))]
     found = found.merge(patients[["patient_id", "enrolled_month"]], on="patient_id")
@@ -253,8 +287,14 @@ def safety_series(
     label = calendar_month(found["enrolled_month"], found["day"])
     counts = label.value_counts()
     months = [f"{t // 12:04d}-{t % 12 + 1:02d}" for t in exposure.index]
-    out = pd.DataFrame({"month": months, "patient_weeks": exposure.to_numpy()})
+    out = pd.DataFrame(
+        {
+            "month": months,
+            "patient_weeks": exposure.to_numpy(),
+            "patients": present.reindex(exposure.index).to_numpy(),
+        }
+    )
     out = out[out["patient_weeks"] > 0]
     out["events"] = out["month"].map(counts).fillna(0).astype("int64")
     out["rate"] = per * out["events"] / out["patient_weeks"]
-    return out[["month", "events", "patient_weeks", "rate"]].reset_index(drop=True)
+    return out[["month", "events", "patient_weeks", "patients", "rate"]].reset_index(drop=True)

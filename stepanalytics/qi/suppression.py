@@ -2,12 +2,28 @@
 
 A count from 1 to ``threshold`` (default 10) could identify patients in a
 small clinic, so it is not published (*primary* suppression).  Hiding it is
-not enough when totals are shown: a single hidden cell in a row is the row
-total minus the others.  *Complementary* suppression hides further cells
-until no hidden cell can be recovered exactly from the published values.
-The check is exact: the published cells and totals form a linear system
-in the hidden cells, and a hidden cell is recoverable precisely when it is
-fixed by that system (zero in every null-space direction).
+not enough when totals are shown: a single hidden cell in a group is the
+group total minus the others.  *Complementary* suppression hides further
+cells until no hidden cell can be recovered from the published values.
+
+The rule, for every total that is published (or that a reader can add up):
+
+1. counts from 1 to ``threshold`` are hidden, and so is a part whose
+   complement is small (``n - responders`` from 1 to ``threshold``); a total
+   that is itself small is not published, nor is anything computed from it;
+2. no hidden cell (and no withheld total) follows exactly from the
+   published cells and totals: the published totals form a linear system
+   in the hidden cells, and a cell is recoverable precisely when it lies in
+   that system's row space (exact linear algebra over all margins at once;
+   in particular no published group has exactly one hidden cell); and no
+   small hidden value is pinned down once a reader adds what else they
+   know, counts >= 0 and part <= whole (an interval audit by linear
+   programming, :mod:`stepanalytics.qi.bounds`); a part is hidden wherever
+   its whole is, since "9 of *" says the whole is at least 9;
+3. in every published group the hidden cells add up to 0 or to more than
+   ``threshold``: a reader gets that sum as total minus shown cells, and a
+   small sum is itself a small cell (two hidden cells adding up to 2 are
+   1 and 1).
 
 Why 10: the issue asks for 10 by default, and "counts from 1 to 10 are not
 shown" is the CMS cell-size suppression policy; many registries use 5.
@@ -17,12 +33,13 @@ threshold is a keyword argument everywhere.
 Two entry points:
 
 * :func:`suppress_table` for a two-way table of counts with margins
-  (clinic x phase, clinic x event type);
-* :func:`protect_frame` for a tidy table with one row per clinic (or
-  clinic and phase): count columns are protected down each column against
-  its total, a derived column (rate, interval, z-score) is blanked with its
-  count, and a part that is small relative to its whole (``n - events``) is
-  treated as a small cell too.
+  (clinic x phase, clinic x event type), from :mod:`stepanalytics.qi.crosstab`;
+* :func:`protect_frame` for a tidy table (one row per clinic, or clinic and
+  phase, ...): count columns are protected against the totals of every
+  margin (``margins=[("phase",), ("clinic_id",)]``: per phase over clinics,
+  per clinic over phases), a derived column (rate, interval, z-score) is
+  blanked with its counts, and a column showing a group's total (a pooled
+  rate) is blanked where that total is withheld.
 
 :func:`check_no_identifiers` refuses any table with a patient identifier;
 committee-facing functions call it on every output.
@@ -34,255 +51,34 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
-from scipy import linalg
 
 from stepanalytics.errors import UsageError
+from stepanalytics.qi.bounds import protect_columns
+from stepanalytics.qi.crosstab import SuppressedTable, recoverable_cells, suppress_table
+from stepanalytics.qi.margins import GroupLayout, Margin, group_totals, layout_groups
+from stepanalytics.qi.smallcells import (
+    DEFAULT_THRESHOLD,
+    SUPPRESSED_MARK,
+    BoolArray,
+    FloatArray,
+    small_cells,
+)
 
-DEFAULT_THRESHOLD = 10
-#: What a suppressed cell shows in a rendered table (same mark for primary
-#: and complementary cells, so the mark itself does not tell which is small).
-SUPPRESSED_MARK = "*"
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "IDENTIFIER_COLUMNS",
+    "SUPPRESSED_MARK",
+    "ProtectedFrame",
+    "SuppressedTable",
+    "check_no_identifiers",
+    "protect_frame",
+    "recoverable_cells",
+    "small_cells",
+    "suppress_table",
+]
+
 IDENTIFIER_COLUMNS = ("patient_id", "pseudonym", "worklist_id", "mrn", "name")
-BoolArray = npt.NDArray[np.bool_]
-
-
-def small_cells(counts: npt.ArrayLike, *, threshold: int = DEFAULT_THRESHOLD) -> BoolArray:
-    """True where a count lies in ``1..threshold`` (a cell to suppress).
-
-    Examples
-    --------
-    >>> small_cells([0, 1, 10, 11]).tolist()
-    [False, True, True, False]
-    """
-    x = np.asarray(counts, dtype=float)
-    if threshold < 1:
-        raise UsageError("threshold must be at least 1.")
-    return (x >= 1) & (x <= threshold)
-
-
-def recoverable_cells(values: npt.ArrayLike, hidden: npt.ArrayLike) -> BoolArray:
-    """Which hidden cells of a table with margins are fixed by the rest.
-
-    Parameters
-    ----------
-    values : array_like, shape (R + 1, C + 1)
-        Counts with the row totals in the last column and the column totals
-        in the last row (grand total bottom right).
-    hidden : array_like of bool, same shape
-        Cells not published.  Totals that are not published at all are
-        simply hidden cells.
-
-    Returns
-    -------
-    ndarray of bool
-        True for a hidden cell whose value follows exactly from the
-        published cells.
-
-    Notes
-    -----
-    Each row and column of the bordered table gives one linear equation
-    (cells sum to the total).  Restricted to the hidden cells the system
-    is ``A x = b``; cell k is determined iff the unit vector e_k lies in the
-    row space of A, i.e. every null-space vector of A is 0 at k.
-
-    Examples
-    --------
-    >>> v = np.array([[3, 20, 23], [15, 30, 45], [18, 50, 68]])
-    >>> h = np.zeros_like(v, dtype=bool); h[0, 0] = True
-    >>> recoverable_cells(v, h)[0, 0]
-    np.True_
-    """
-    table = np.asarray(values, dtype=float)
-    mask = np.asarray(hidden, dtype=bool)
-    if table.shape != mask.shape or table.ndim != 2:
-        raise UsageError("values and hidden must be 2-D arrays of the same shape.")
-    n_rows, n_cols = table.shape
-    positions = np.argwhere(mask)
-    out = np.zeros_like(mask)
-    if positions.size == 0:
-        return out
-    index = {tuple(p): k for k, p in enumerate(positions)}
-    equations = []
-    for r in range(n_rows):
-        row = np.zeros(len(positions))
-        for c in range(n_cols):
-            k = index.get((r, c))
-            if k is not None:
-                row[k] = -1.0 if c == n_cols - 1 else 1.0
-        equations.append(row)
-    for c in range(n_cols):
-        row = np.zeros(len(positions))
-        for r in range(n_rows):
-            k = index.get((r, c))
-            if k is not None:
-                row[k] = -1.0 if r == n_rows - 1 else 1.0
-        equations.append(row)
-    matrix = np.vstack(equations)
-    null = linalg.null_space(matrix)
-    if null.size == 0:
-        fixed = np.ones(len(positions), dtype=bool)
-    else:
-        fixed = np.all(np.abs(null) < 1e-9, axis=1)
-    for (r, c), is_fixed in zip(positions, fixed, strict=True):
-        out[r, c] = is_fixed
-    return out
-
-
-@dataclass(frozen=True)
-class SuppressedTable:
-    """A two-way count table after primary and complementary suppression.
-
-    Attributes
-    ----------
-    table : DataFrame
-        Counts with a ``total`` row and column (when published); hidden cells
-        are ``<NA>`` (nullable Int64).
-    primary, complementary : DataFrame of bool
-        Where cells were hidden because they are small, and where to protect
-        them.  Internal: never publish these masks (they tell which cells
-        are small).
-    threshold : int
-    """
-
-    table: pd.DataFrame
-    primary: pd.DataFrame = field(repr=False)
-    complementary: pd.DataFrame = field(repr=False)
-    threshold: int = DEFAULT_THRESHOLD
-
-    @property
-    def hidden(self) -> pd.DataFrame:
-        """All hidden cells."""
-        return self.primary | self.complementary
-
-    def to_display(self) -> pd.DataFrame:
-        """The table as text, every hidden cell shown as ``*``."""
-        shown = self.table.astype(object).where(~self.hidden, SUPPRESSED_MARK)
-        return shown.astype(str)
-
-
-def suppress_table(
-    counts: pd.DataFrame,
-    *,
-    threshold: int = DEFAULT_THRESHOLD,
-    row_totals: bool = True,
-    column_totals: bool = True,
-    total_label: str = "total",
-) -> SuppressedTable:
-    """Suppress small cells of a two-way count table, then protect them.
-
-    Parameters
-    ----------
-    counts : DataFrame
-        Interior counts (non-negative integers); rows and columns labelled.
-    threshold : int, keyword-only
-        Counts from 1 to ``threshold`` are hidden (default 10).
-    row_totals, column_totals : bool, keyword-only
-        Whether the table will be published with these margins.  Every
-        published margin is itself checked for small values.
-    total_label : str
-        Label of the margin row / column.
-
-    Returns
-    -------
-    SuppressedTable
-
-    Notes
-    -----
-    Complementary cells are chosen greedily: while some hidden cell is
-    recoverable (see :func:`recoverable_cells`), hide the cheapest
-    rectangle having it as a corner, preferring interior cells over totals,
-    fewer cells, non-zero cells over zeros and small counts (least
-    information lost).  This is the two-way case of the hypercube method
-    of tau-argus (Repsilber 1994).  The result is checked exactly; it is
-    not guaranteed to hide the fewest cells (that problem is NP-hard).
-
-    Examples
-    --------
-    >>> t = pd.DataFrame({"p1": [3, 15, 20], "p2": [20, 30, 25]}, index=["A", "B", "C"])
-    >>> s = suppress_table(t)
-    >>> s.to_display().loc["A"].tolist()
-    ['*', '*', '23']
-    """
-    values = counts.to_numpy(dtype=float)
-    if np.isnan(values).any() or (values < 0).any():
-        raise UsageError("suppress_table needs non-negative counts without missing values.")
-    n_rows, n_cols = values.shape
-    bordered = np.zeros((n_rows + 1, n_cols + 1))
-    bordered[:n_rows, :n_cols] = values
-    bordered[:n_rows, n_cols] = values.sum(axis=1)
-    bordered[n_rows, :n_cols] = values.sum(axis=0)
-    bordered[n_rows, n_cols] = values.sum()
-    published = np.ones_like(bordered, dtype=bool)
-    if not row_totals:
-        published[:, n_cols] = False
-    if not column_totals:
-        published[n_rows, :] = False
-    if not (row_totals and column_totals):
-        published[n_rows, n_cols] = row_totals or column_totals
-    primary = small_cells(bordered, threshold=threshold) & published
-    hidden = primary | ~published
-    hidden = _complete(bordered, hidden, published)
-    complementary = hidden & published & ~primary
-    rows = [*map(str, counts.index), total_label]
-    cols = [*map(str, counts.columns), total_label]
-    keep_rows = rows if column_totals else rows[:-1]
-    keep_cols = cols if row_totals else cols[:-1]
-    frame = pd.DataFrame(bordered, index=rows, columns=cols).astype("Int64")
-    frame = frame.mask(pd.DataFrame(hidden, index=rows, columns=cols))
-    as_frame = lambda m: pd.DataFrame(m, index=rows, columns=cols).loc[keep_rows, keep_cols]  # noqa: E731
-    return SuppressedTable(
-        table=frame.loc[keep_rows, keep_cols],
-        primary=as_frame(primary),
-        complementary=as_frame(complementary),
-        threshold=threshold,
-    )
-
-
-def _complete(values: np.ndarray, hidden: BoolArray, published: BoolArray) -> BoolArray:
-    """Add complementary cells until no published-but-hidden cell is recoverable.
-
-    Each step takes one recoverable cell and hides the cheapest rectangle
-    with it as a corner (the 2-D case of the hypercube method): the four
-    corners then lie on a cycle of the table, so none of them is fixed by
-    the row and column equations.  Hiding more cells never makes a hidden
-    cell recoverable again, so the loop ends.
-    """
-    hidden = hidden.copy()
-    n_rows, n_cols = values.shape
-    for _ in range(values.size):
-        exposed = recoverable_cells(values, hidden) & published
-        if not exposed.any():
-            return hidden
-        r, c = map(int, np.argwhere(exposed)[0])
-        best: tuple[tuple[int, int, int, float], list[tuple[int, int]]] | None = None
-        for i in range(n_rows):
-            for j in range(n_cols):
-                if i == r or j == c:
-                    continue
-                new = [cell for cell in ((r, j), (i, c), (i, j)) if not hidden[cell]]
-                cost = _cost(values, new, n_rows, n_cols)
-                if best is None or cost < best[0]:
-                    best = (cost, new)
-        if best is None:
-            break
-        for cell in best[1]:
-            hidden[cell] = True
-    if (recoverable_cells(values, hidden) & published).any():
-        raise UsageError(
-            "Complementary suppression could not protect this table; publish it without totals."
-        )
-    return hidden
-
-
-def _cost(
-    values: np.ndarray, new: list[tuple[int, int]], n_rows: int, n_cols: int
-) -> tuple[int, int, int, float]:
-    """Order candidate rectangles: fewest totals, fewest cells, fewest zeros, smallest sum."""
-    margins = sum(1 for r, c in new if r == n_rows - 1 or c == n_cols - 1)
-    zeros = sum(1 for cell in new if values[cell] == 0)
-    return (margins, len(new), zeros, float(sum(values[cell] for cell in new)))
 
 
 @dataclass(frozen=True)
@@ -298,16 +94,52 @@ class ProtectedFrame:
     threshold : int
     notes : tuple of str
         Plain-language footnotes for the report.
+    margins : tuple of tuple of str
+        The groupings whose totals were treated as published.
+    margin_totals : dict
+        Per margin, the protected totals (see :meth:`totals`).
     """
 
     table: pd.DataFrame
     hidden: pd.DataFrame = field(repr=False)
     threshold: int = DEFAULT_THRESHOLD
     notes: tuple[str, ...] = ()
+    margins: tuple[Margin, ...] = ()
+    margin_totals: dict[Margin, pd.DataFrame] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def to_display(self) -> pd.DataFrame:
         """The table with every hidden cell shown as ``*``."""
         return self.table.astype(object).where(~self.hidden, SUPPRESSED_MARK)
+
+    def totals(self, by: Sequence[str] = ()) -> pd.DataFrame:
+        """The totals of the count columns over the groups of one margin, as publishable.
+
+        A total that is small, or that had to be withheld to protect the
+        cells, is ``<NA>``: show it as ``*``.  Reports that print an
+        "all clinics" line take it from here, so the line matches what the
+        protection assumed.
+
+        Parameters
+        ----------
+        by : sequence of str
+            One of the margins the table was protected with; ``()`` is the
+            grand total.
+
+        Examples
+        --------
+        >>> df = pd.DataFrame({"clinic_id": list("ABC"), "n": [6, 40, 55]})
+        >>> protect_frame(df, counts=["n"]).totals()["n"].tolist()
+        [101]
+        """
+        key = tuple(by)
+        if key not in self.margin_totals:
+            raise UsageError(
+                f"No totals by {list(key)}: this table was protected with margins "
+                f"{[list(m) for m in self.margins]}."
+            )
+        return self.margin_totals[key].copy()
 
 
 def protect_frame(
@@ -317,9 +149,11 @@ def protect_frame(
     derived: Mapping[str, Sequence[str]] | None = None,
     parts: Sequence[tuple[str, str]] = (),
     totals: bool = True,
+    margins: Sequence[Sequence[str]] | None = None,
+    group_values: Mapping[str, Sequence[str]] | None = None,
     threshold: int = DEFAULT_THRESHOLD,
 ) -> ProtectedFrame:
-    """Apply the small-cell rule to a report table with one row per unit.
+    """Apply the small-cell rule to a tidy report table.
 
     Parameters
     ----------
@@ -331,20 +165,46 @@ def protect_frame(
         ``{derived column: [count columns it is computed from]}``, e.g.
         ``{"share": ["responders", "n"]}``; a derived value is hidden
         wherever any of its counts is (a share with its n gives the count
-        back, and with the count gives n back).
+        back, and with the count gives n back; a standard error or an
+        interval width gives n back).
     parts : sequence of (part, whole), keyword-only
         Nested counts such as ``("responders", "n")``: where ``whole - part``
         is small the part is hidden too (9 of 10 responding reveals the one
-        who did not).
+        who did not), and the hidden complements of a group may not add up
+        to a small count either.
     totals : bool, keyword-only
-        Whether column totals are published or can be computed by the
-        reader (default True: assume a reader adds up the rows).  Then each
-        count column gets complementary suppression down the column.
+        Shorthand for ``margins=[()]`` (default): the column totals are
+        published or can be added up by a reader.  ``totals=False`` (and
+        no ``margins``) when the rows are not parts of one whole.
+    margins : sequence of sequences of str, keyword-only
+        The groupings whose totals are published or can be worked out, each
+        given by the columns held fixed: ``[("phase",)]`` for the
+        all-clinics total of each phase in a clinic x phase table,
+        ``[("phase",), ("clinic_id",)]`` when clinic totals over phases are
+        shown too (e.g. in a figure), ``[("phase", "event")]`` for a pooled
+        rate per phase and event, ``()`` for the grand total.  Every count
+        column is protected against all of them at once.
+    group_values : mapping, keyword-only
+        ``{column: margin}`` for columns that show a group's total or a
+        value computed from it (a pooled rate, control limits around it):
+        such a column is hidden for the whole group where the group's total
+        is small or had to be withheld.  The margin must be one of
+        ``margins``.
     threshold : int, keyword-only
 
     Returns
     -------
     ProtectedFrame
+
+    Notes
+    -----
+    The rule is in the module docstring.  Complementary cells are chosen
+    greedily per count column (see
+    :func:`stepanalytics.qi.margins.complete_column`); the columns are
+    revisited until nothing changes, because a hidden whole makes its
+    part's complement unknown.  Tables are protected one at a time: the
+    same counts published with another grouping elsewhere can be
+    differenced, so a report reuses one protected table per set of counts.
 
     Examples
     --------
@@ -355,58 +215,114 @@ def protect_frame(
     ...                     derived={"share": ["responders", "n"]})
     >>> out.to_display()[["n", "responders"]].to_numpy().tolist()
     [['*', '*'], ['*', '*'], [55, 20]]
+
+    A clinic x phase table whose all-clinics total per phase is published:
+
+    >>> t = pd.DataFrame({"clinic_id": list("AABBCC"), "phase": [1, 2] * 3,
+    ...                   "stays": [4, 30, 25, 28, 40, 33]})
+    >>> out = protect_frame(t, counts=["stays"], margins=[("phase",)])
+    >>> out.to_display()["stays"].tolist()
+    ['*', 30, '*', 28, 40, 33]
     """
     check_no_identifiers(frame)
     derived = dict(derived or {})
-    named = [*counts, *derived, *(c for pair in parts for c in pair)]
+    group_values = {c: tuple(m) for c, m in (group_values or {}).items()}
+    specs = _margin_specs(margins, totals)
+    named = [*counts, *derived, *(c for pair in parts for c in pair), *group_values]
     named += [c for sources in derived.values() for c in sources]
+    named += [c for margin in specs for c in margin]
     missing = [c for c in named if c not in frame.columns]
     if missing:
         raise UsageError(f"protect_frame: column(s) {sorted(set(missing))} not in the table.")
-    hidden = pd.DataFrame(False, index=frame.index, columns=frame.columns)
-    for column in counts:
-        values = frame[column].to_numpy(dtype=float)
-        hidden[column] = small_cells(np.nan_to_num(values, nan=0.0), threshold=threshold)
+    stray = {c: list(m) for c, m in group_values.items() if m not in specs}
+    if stray:
+        raise UsageError(
+            f"protect_frame: group_values {stray} name a grouping that is not one of the "
+            f"margins {[list(m) for m in specs]}."
+        )
+    columns = list(dict.fromkeys([*counts, *(c for pair in parts for c in pair)]))
+    values = {c: np.nan_to_num(frame[c].to_numpy(dtype=float), nan=0.0) for c in columns}
+    masks = {c: small_cells(values[c], threshold=threshold) for c in counts}
     for part, whole in parts:
-        rest = frame[whole].to_numpy(dtype=float) - frame[part].to_numpy(dtype=float)
-        small_rest = small_cells(np.nan_to_num(rest, nan=0.0), threshold=threshold)
-        hidden[part] = hidden[part].to_numpy() | small_rest
-    if totals:
-        for column in counts:
-            hidden[column] = _protect_column(frame[column].to_numpy(dtype=float), hidden[column])
+        rest_small = small_cells(values[whole] - values[part], threshold=threshold)
+        masks[part] = masks.get(part, np.zeros(len(frame), dtype=bool)) | rest_small
+    layout = layout_groups(frame, specs)
+    published = {
+        c: ~small_cells(group_totals(values[c], layout), threshold=threshold) for c in counts
+    }
+    for part, whole in parts:
+        if part in published:
+            rest = group_totals(values[whole] - values[part], layout)
+            published[part] &= ~small_cells(rest, threshold=threshold)
+    if specs:
+        protect_columns(values, masks, published, layout, counts, parts, threshold=threshold)
+    hidden = pd.DataFrame(False, index=frame.index, columns=frame.columns)
+    for column, mask in masks.items():
+        hidden[column] = mask
     for target, sources in derived.items():
         for source in sources:
             hidden[target] = hidden[target].to_numpy() | hidden[source].to_numpy()
+    withheld = np.zeros(len(layout.members), dtype=bool)
+    for c in counts:
+        withheld |= ~published[c]
+    for column, margin in group_values.items():
+        for g in np.flatnonzero(withheld):
+            if layout.margins[g] == margin:
+                hidden.iloc[layout.members[g], hidden.columns.get_loc(column)] = True
     table = frame.copy()
     for column in hidden.columns[hidden.any()]:
         if column in counts:
             table[column] = table[column].astype("Int64").mask(hidden[column])
         else:
             table[column] = table[column].mask(hidden[column])
-    n_hidden = int(hidden.to_numpy().sum())
     notes: tuple[str, ...] = ()
-    if n_hidden:
+    if hidden.to_numpy().any() or withheld.any():
         notes = (
             f"{SUPPRESSED_MARK} hidden to protect privacy: counts from 1 to {threshold}, "
             "and values that would let a hidden count be worked out, are not shown.",
         )
-    return ProtectedFrame(table=table, hidden=hidden, threshold=threshold, notes=notes)
+    return ProtectedFrame(
+        table=table,
+        hidden=hidden,
+        threshold=threshold,
+        notes=notes,
+        margins=tuple(specs),
+        margin_totals=_margin_totals(values, published, layout, specs, counts),
+    )
 
 
-def _protect_column(values: np.ndarray, hidden: pd.Series) -> BoolArray:
-    """One column against its total: never exactly one hidden cell.
+def _margin_specs(margins: Sequence[Sequence[str]] | None, totals: bool) -> list[Margin]:
+    if margins is None:
+        return [()] if totals else []
+    if isinstance(margins, str) or any(isinstance(m, str) for m in margins):
+        raise UsageError(
+            "margins is a list of groupings, each a tuple of column names: e.g. "
+            "margins=[('phase',)] for the total of each phase, or [()] for the grand total."
+        )
+    if not totals and margins:
+        raise UsageError("totals=False contradicts margins; leave totals at its default.")
+    return list(dict.fromkeys(tuple(m) for m in margins))
 
-    With a single hidden cell the reader gets it back as total minus the
-    rest, so the smallest non-zero published cell is hidden with it.
-    """
-    mask = hidden.to_numpy(dtype=bool).copy()
-    if mask.sum() != 1 or len(values) < 2:
-        return mask
-    others = [k for k in range(len(values)) if not mask[k]]
-    nonzero = [k for k in others if values[k] > 0]
-    pick = min(nonzero or others, key=lambda k: values[k])
-    mask[pick] = True
-    return mask
+
+def _margin_totals(
+    values: dict[str, FloatArray],
+    published: dict[str, BoolArray],
+    layout: GroupLayout,
+    specs: Sequence[Margin],
+    counts: Sequence[str],
+) -> dict[Margin, pd.DataFrame]:
+    out: dict[Margin, pd.DataFrame] = {}
+    for margin in specs:
+        groups = [g for g, m in enumerate(layout.margins) if m == margin]
+        data: dict[str, object] = {
+            column: [layout.keys[g][i] for g in groups] for i, column in enumerate(margin)
+        }
+        for c in counts:
+            sums = group_totals(values[c], layout)
+            shown = [sums[g] if published[c][g] else np.nan for g in groups]
+            data[c] = pd.array(np.round(shown), dtype="Float64").astype("Int64")
+        out[margin] = pd.DataFrame(data)
+    return out
 
 
 def check_no_identifiers(frame: pd.DataFrame, *, extra: Iterable[str] = ()) -> pd.DataFrame:

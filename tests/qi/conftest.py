@@ -146,3 +146,172 @@ def synthetic_cohort():
     from stepanalytics.synth import synthesize_cohort
 
     return synthesize_cohort(n_patients=400, n_clinics=6, seed=2026)
+
+
+def disclosures(
+    truth: pd.DataFrame,
+    protected,
+    *,
+    counts: list[str],
+    margins: list[tuple[str, ...]],
+    parts: list[tuple[str, str]] = (),
+    threshold: int = 10,
+) -> list[str]:
+    """What a reader can work out from a protected table and its published totals.
+
+    An attacker independent of the suppression code: it sees the shown cells
+    and the totals that :meth:`ProtectedFrame.totals` publishes, knows that
+    counts are >= 0 and that a part is at most its whole, and finds by linear
+    programming (HiGHS) the smallest and largest value of every unknown.
+    Reported, using the true table: a small count (1..threshold) that is
+    pinned down (only one whole number between its least and greatest
+    value), a small complement ``whole - part`` pinned down, a small
+    withheld total pinned down, and a published group whose hidden
+    cells add up to a small count (total minus shown cells gives it).
+    """
+    from scipy.optimize import linprog
+
+    hidden = protected.hidden.reset_index(drop=True)
+    truth = truth.reset_index(drop=True)
+    unknown = [(c, r) for c in counts for r in np.flatnonzero(hidden[c].to_numpy())]
+    index = {key: k for k, key in enumerate(unknown)}
+    n_var = len(unknown)
+
+    def term(column: str, row: int) -> tuple[np.ndarray, float]:
+        """A cell as (coefficients on the unknowns, constant)."""
+        coef = np.zeros(n_var)
+        if (column, row) in index:
+            coef[index[(column, row)]] = 1.0
+            return coef, 0.0
+        return coef, float(truth.loc[row, column])
+
+    a_eq, b_eq, found = [], [], []
+    groups: list[tuple[str, tuple, np.ndarray, bool]] = []
+    for margin in margins:
+        published = protected.totals(margin)
+        members = truth.groupby(list(margin), dropna=False).indices if margin else {(): None}
+        for key, rows in members.items():
+            rows = np.arange(len(truth)) if rows is None else np.asarray(rows)
+            key = key if isinstance(key, tuple) else (key,)
+            match = np.ones(len(published), dtype=bool)
+            for column, value in zip(margin, key, strict=True):
+                match &= (published[column] == value).to_numpy()
+            for c in counts:
+                total = published.loc[match, c].iloc[0]
+                shown_total = not pd.isna(total)
+                groups.append((c, key, rows, shown_total))
+                if not shown_total:
+                    continue
+                coef = np.zeros(n_var)
+                const = 0.0
+                for r in rows:
+                    v, k0 = term(c, int(r))
+                    coef += v
+                    const += k0
+                a_eq.append(coef)
+                b_eq.append(float(total) - const)
+                hidden_sum = float(total) - const
+                if 1 <= hidden_sum <= threshold:
+                    found.append(f"{c} {margin}={key}: hidden cells add up to {hidden_sum:g}")
+    a_ub, b_ub = [], []
+    for part, whole in parts:
+        for r in range(len(truth)):
+            vp, kp = term(part, r)
+            vw, kw = term(whole, r)
+            if vp.any() or vw.any():
+                a_ub.append(vp - vw)
+                b_ub.append(kw - kp)
+    if n_var == 0:
+        return found
+
+    def bounds(objective: np.ndarray) -> tuple[float, float]:
+        kwargs = dict(
+            A_eq=np.array(a_eq) if a_eq else None,
+            b_eq=np.array(b_eq) if b_eq else None,
+            A_ub=np.array(a_ub) if a_ub else None,
+            b_ub=np.array(b_ub) if b_ub else None,
+            bounds=(0, None),
+            method="highs",
+        )
+        low = linprog(objective, **kwargs)
+        high = linprog(-objective, **kwargs)
+        assert low.status == 0, low.message  # the true table is feasible
+        top = -high.fun if high.status == 0 else np.inf
+        return float(low.fun), float(top)
+
+    def pinned(objective: np.ndarray) -> bool:
+        """Only one whole number lies between the least and the greatest value."""
+        low, high = bounds(objective)
+        return bool(np.floor(high + 1e-7) <= np.ceil(low - 1e-7))
+
+    for (c, r), k in index.items():
+        if small_value(truth.loc[r, c], threshold) and pinned(np.eye(n_var)[k]):
+            found.append(f"{c} row {r} = {truth.loc[r, c]} pinned down")
+    for part, whole in parts:
+        for r in range(len(truth)):
+            rest = float(truth.loc[r, whole] - truth.loc[r, part])
+            vp, _ = term(part, r)
+            vw, _ = term(whole, r)
+            if small_value(rest, threshold):
+                if not (vp.any() or vw.any()):
+                    found.append(f"{whole} - {part} row {r} = {rest:g} shown")
+                elif pinned(vw - vp):
+                    found.append(f"{whole} - {part} row {r} = {rest:g} pinned down")
+    for c, key, rows, shown_total in groups:
+        true_total = float(truth.loc[rows, c].sum())
+        if shown_total or not small_value(true_total, threshold):
+            continue
+        coef = sum((term(c, int(r))[0] for r in rows), np.zeros(n_var))
+        if not coef.any() or pinned(coef):
+            found.append(f"{c} withheld total {key} = {true_total:g} pinned down")
+    return found
+
+
+def small_value(value: float, threshold: int) -> bool:
+    return 1 <= float(value) <= threshold
+
+
+@pytest.fixture(scope="session")
+def attack():
+    """:func:`disclosures`: what a reader can work out from a protected table."""
+    return disclosures
+
+
+def _day_zero_dropouts(with_baseline: bool):
+    """The patients of :func:`handmade_tables`, every one dropping out on day 0.
+
+    With ``with_baseline`` each has the scores taken on day 0 (a baseline and
+    nothing after it, like the audit's cohort ``e1``); without, the
+    assessments table is empty (``e4``).
+    """
+    from stepanalytics.cohort import Cohort
+
+    tables = handmade_tables()
+    patients = tables["patients"].assign(last_contact_day=0)
+    phases = pd.DataFrame(
+        {
+            "patient_id": patients["patient_id"],
+            "phase": 1,
+            "start_day": 0,
+            "end_day": pd.array([0] * len(patients), dtype="Int64"),
+            "exit_reason": "dropped_out",
+        }
+    )
+    assessments = tables["assessments"]
+    assessments = assessments[assessments["day"] == 0] if with_baseline else assessments.iloc[:0]
+    events = tables["events"].iloc[:0]
+    return Cohort.from_tables(
+        {"patients": patients, "phases": phases, "assessments": assessments, "events": events}
+    )
+
+
+@pytest.fixture(scope="session")
+def baseline_only_cohort():
+    """Everybody drops out on day 0 after a baseline score: no change can be measured."""
+    return _day_zero_dropouts(with_baseline=True)
+
+
+@pytest.fixture(scope="session")
+def scoreless_cohort():
+    """Everybody drops out on day 0 and nobody has a single score."""
+    return _day_zero_dropouts(with_baseline=False)

@@ -42,8 +42,13 @@ def test_whole_cohort_and_unknown_instrument(handmade_cohort):
     whole = completeness_funnel(handmade_cohort, instruments=["odi"], by=())
     row = whole.table.set_index("stage").loc["baseline"]
     assert (row["eligible"], row["measured"]) == (5, 3)
-    with pytest.raises(UsageError, match="gad7"):
-        completeness_funnel(handmade_cohort, instruments=["gad7"])
+    with pytest.raises(UsageError, match="whodas"):
+        completeness_funnel(handmade_cohort, instruments=["whodas"])
+    # A registry instrument nobody was measured with is a real answer: 0 of 5 at baseline.
+    unscored = completeness_funnel(handmade_cohort, instruments=["gad7"], by=())
+    row = unscored.table.set_index("stage").loc["baseline"]
+    assert (row["eligible"], row["measured"]) == (5, 0)
+    assert "gad7: no patient has a score" in unscored.warnings[0]
 
 
 def test_standardised_difference_by_hand():

@@ -38,7 +38,10 @@ def test_funnel_hides_small_clinics_unless_asked():
     res = funnel_compare(df, estimate="share", precision="n", kind="proportion")
     ax = plot_funnel(res)
     assert isinstance(ax, Axes)
-    assert len(ax.collections[0].get_offsets()) == 4  # E (n = 8) left out
+    # E (n = 8) is left out, and so is A: with the pooled target line and the other
+    # dots, one missing clinic would be the total minus the others (A has the smallest n).
+    drawn = ax.collections[0].get_offsets()[:, 0].tolist()
+    assert drawn == [80.0, 120.0, 60.0]
     _, ax2 = plt.subplots()
     assert plot_funnel(res, ax=ax2, threshold=None) is ax2
     assert len(ax2.collections[0].get_offsets()) == 5

@@ -60,3 +60,14 @@ def test_phq9_item9_red_flags_are_counted(synthetic_cohort):
     flags = synthetic_cohort.red_flags
     in_care = res.table["events"].sum()
     assert 0 < in_care <= int((flags["item"] == 9).sum())
+
+
+def test_monthly_patients_in_care_by_hand(handmade_cohort):
+    """Months are 30.44 days from mid-month enrolment: day 0-15 the first, 16-45 the next, ...
+
+    P1 (Jan, to day 120) Jan-May; P2 (Jan, to 100) Jan-Apr; P3 (Feb, to 60) Feb-Apr;
+    P4 (Feb, to 90) Feb-May; P5 (Mar, to 100) Mar-Jun.
+    """
+    series = safety_series(handmade_cohort, event="flare_up").set_index("month")
+    expected = {"2025-01": 2, "2025-02": 4, "2025-03": 5, "2025-04": 5, "2025-05": 3, "2025-06": 1}
+    assert series["patients"].to_dict() == expected

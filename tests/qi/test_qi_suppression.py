@@ -151,8 +151,12 @@ def test_protect_frame_hides_counts_their_echoes_and_small_complements():
     hidden = out.hidden.set_index(frame["clinic_id"])
     # A: n = 6 is small; C: 55 - 47 = 8 non-responders is small.
     assert hidden.loc["A", "n"] and hidden.loc["A", "responders"] and hidden.loc["C", "responders"]
-    # n of A alone would come back from the column total: B's n (40) is hidden too.
-    assert hidden["n"].sum() == 2 and hidden.loc["B", "n"]
+    # n of A alone would come back from the column total: a second n is hidden, in a
+    # row whose responders are hidden anyway (C), so no further row is lost.
+    assert hidden["n"].tolist() == [True, False, True, False]
+    # The hidden non-responders of A and C add up to 1 + 8 = 9, itself a small count
+    # (total minus shown gives it): a third responders cell (B, 22 non-responders) goes.
+    assert hidden["responders"].tolist() == [True, True, True, False]
     # share hides with either of its counts; the coarse position stays.
     assert hidden["share"].tolist() == [True, True, True, False]
     assert not hidden["position"].any()
