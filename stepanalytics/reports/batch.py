@@ -2,16 +2,19 @@
 
 The cohort is read and validated once, the peer results every report needs
 (case-mix adjustment, funnel limits) are computed once in this process and
-written to ``out_dir/_shared/``, and the notebooks run on workers (each with
-its own kernel): spawned processes on this machine, or a Dask cluster
+written to a file that lives only while the batch runs (it holds
+unsuppressed clinic-level counts), and the notebooks run on workers (each
+with its own kernel): spawned processes on this machine, or a Dask cluster
 (:mod:`stepanalytics.reports.executors`).  One report's failure is recorded
 and the others go on; the run ends with a summary and an ``index.html``
-linking every report.
+linking every report.  Clinics too small for a committee report of their
+own (1 to ``suppression_threshold`` patients) are listed, not rendered.
 """
 
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ from stepanalytics.reports.batch_jobs import (
     render_job,
 )
 from stepanalytics.reports.executors import (
+    LOCAL_SCHEDULER,
     BatchExecutor,
     choose_shipping,
     import_distributed,
@@ -35,12 +39,19 @@ from stepanalytics.reports.executors import (
 )
 from stepanalytics.reports.inputs import ReportInputs, inputs_from_cohort
 from stepanalytics.reports.kinds import DEFAULT_CELL_TIMEOUT, get_kind, notebook_path
+from stepanalytics.reports.parameters import check_parameters, suppression_threshold_of
 from stepanalytics.reports.period import parse_period
+from stepanalytics.reports.render import FAILED_DIR
 
 __all__ = ["BATCH_BY", "SHARED_DIR", "BatchItem", "BatchSummary", "render_batch", "write_index"]
 
 BATCH_BY = ("clinic",)
 SHARED_DIR = "_shared"
+#: How the summary and the index name clinics too small for a report of their own.
+TOO_SMALL_TEXT = (
+    "too small for a report of their own (patient count from 1 to the suppression threshold); "
+    "included in the all-clinics reports only"
+)
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,21 @@ class BatchSummary:
 
     Attributes
     ----------
+    shared : Path or None
+        Where the peer results were kept while the batch ran; the file is
+        deleted when the batch ends (it holds unsuppressed clinic-level
+        counts), so this path no longer exists.
+    skipped : tuple of str
+        Clinics without a patient enrolled in the period.
     executor : str
         Where the reports ran (process pool or Dask cluster).
+    too_small : tuple of str
+        Clinics whose patient count in the period is itself a small cell
+        (1 to the suppression threshold): no report of their own, their
+        patients are in the all-clinics reports.
+    peers_created_utc : str
+        Creation time of the peer results the notebooks read (they show it
+        in their provenance, so a report can be matched to its batch).
     """
 
     out_dir: Path
@@ -60,6 +84,8 @@ class BatchSummary:
     seconds: float
     skipped: tuple[str, ...] = field(default=())
     executor: str = ""
+    too_small: tuple[str, ...] = field(default=())
+    peers_created_utc: str = ""
 
     @property
     def failed(self) -> list[BatchItem]:
@@ -79,9 +105,18 @@ class BatchSummary:
         ]
         if self.skipped:
             lines.append(f"skipped (no patient enrolled in the period): {', '.join(self.skipped)}")
+        if self.too_small:
+            lines.append(f"{TOO_SMALL_TEXT}: {', '.join(self.too_small)}")
         for item in self.failed:
             first = (item.error or "").splitlines()[0] if item.error else "unknown error"
             lines.append(f"FAILED {item.label}: {first}")
+        if (self.out_dir / FAILED_DIR).is_dir() and self.failed:
+            lines.append(
+                f"The executed notebooks of failed reports are kept in "
+                f"{self.out_dir / FAILED_DIR} for debugging. They are NOT protected: they may "
+                "show patient ids and unsuppressed small counts. Keep them to yourself and "
+                "delete them once the problem is fixed; never share that folder."
+            )
         return "\n".join(lines)
 
 
@@ -108,12 +143,15 @@ def render_batch(
     data : str or Path
         The cohort folder (or DuckDB file).
     out_dir : str or Path
-        Where reports, ``index.html``, ``_shared/`` and ``_failed/`` go.
+        Where the reports, ``index.html`` and ``_failed/`` go.
     by : {"clinic"}
         One report per clinic.
     period : str, optional
         Enrolment period (``2025Q4``, ``2025-11``, ``2025``); None for all.
-        Clinics without a patient enrolled in it are skipped and listed.
+        Clinics without a patient enrolled in it are skipped and listed;
+        clinics with 1 to ``suppression_threshold`` patients in it get no
+        report of their own (their patients are in the benchmark) and are
+        listed as too small.
     workers : int
         Worker processes of the local pool or of the Dask LocalCluster
         (each runs one notebook kernel at a time).  A cluster at a
@@ -136,9 +174,11 @@ def render_batch(
         closed after it.  Otherwise the address of a running Dask scheduler
         (``tcp://host:8786``).  Needs ``stepanalytics[dask]``.
     ship : {"auto", "scatter", "path"}
-        How Dask workers get the peer results.  ``path``: they read
-        ``out_dir/_shared/...`` and write reports into ``out_dir`` (they
-        share this machine's files).  ``scatter``: the results and the
+        How Dask workers get the peer results.  ``path``: they read them
+        from a file (a private temporary folder for a LocalCluster,
+        ``out_dir/_shared/`` for a remote cluster; deleted after the batch)
+        and write reports into ``out_dir`` (they share this machine's
+        files).  ``scatter``: the results and the
         notebook templates are scattered to every worker and the reports
         come back here to be written (workers may be on other machines; they
         still read the cohort at ``data``).  ``auto``: ``scatter`` for a
@@ -154,7 +194,7 @@ def render_batch(
     CohortError
         The data breaks the contract (no report is attempted).
     UsageError
-        Bad ``by``, ``workers``, period, clinic, scheduler or ``ship``;
+        Bad ``by``, ``workers``, parameter value, period, clinic, scheduler or ``ship``;
         ``distributed`` not installed; scheduler unreachable.
 
     Examples
@@ -179,9 +219,11 @@ def render_batch(
         raise UsageError(f"A batch can be split by {', '.join(BATCH_BY)}, not {by!r}.")
     if workers < 1:
         raise UsageError(f"workers must be at least 1, not {workers}.")
-    choose_shipping(scheduler, ship)  # a bad combination fails before any work
+    parameters = check_parameters(parameters or {})  # a bad value fails before any work
+    threshold = suppression_threshold_of(parameters)
+    choose_shipping(scheduler, ship)  # so does a bad combination
     if scheduler is not None:
-        import_distributed()  # so does a missing optional dependency
+        import_distributed()  # and a missing optional dependency
     chosen = parse_period(period)
     label = chosen.label if chosen else None
     cohort = load_cohort(Path(data))
@@ -191,9 +233,11 @@ def render_batch(
         inputs.check_request(clinic=clinic, period=None)
     with_patients = set(inputs.clinics_in_period(chosen))
     skipped = tuple(c for c in wanted if c not in with_patients)
-    targets = [c for c in wanted if c in with_patients]
+    present = [c for c in wanted if c in with_patients]
+    too_small = tuple(c for c in present if inputs.too_small(c, chosen, threshold))
+    targets = [c for c in present if c not in too_small]
     reports: list[tuple[str, str | None]] = [("qi", c) for c in targets]
-    if benchmark and targets:
+    if benchmark and present:
         reports.append(("benchmark", None))
     notebooks = {kind: notebook_path(get_kind(kind)) for kind, _ in reports}
     executor = open_executor(scheduler, workers=max(1, min(workers, len(reports))), ship=ship)
@@ -206,7 +250,7 @@ def render_batch(
             period=label,
             out_dir=out.resolve(),
             pdf=pdf,
-            parameters=dict(parameters or {}),
+            parameters=dict(parameters),
             notebook=notebooks[kind],
             cell_timeout=cell_timeout,
             provenance={"Batch run on": executor.description},
@@ -214,15 +258,18 @@ def render_batch(
         for kind, clinic in reports
     ]
     items: list[BatchItem] = []
-    # Workers start (or the scheduler is reached) first: an unreachable cluster should
-    # fail before the shared computation, which can take minutes on a registry.
-    with executor if jobs else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        # Workers start (or the scheduler is reached) first: an unreachable cluster should
+        # fail before the shared computation, which can take minutes on a registry.
+        if jobs:
+            stack.enter_context(executor)
+        folder = _shared_folder(stack, out, scheduler=scheduler, ships=executor.ships)
         peers = compute_peer_results(
             restrict_to_period(cohort, chosen),
             period=chosen,
-            instruments=tuple((parameters or {}).get("instruments", ())),
+            instruments=tuple(parameters.get("instruments", ())),
         )
-        shared = write_shared(peers, out / SHARED_DIR)
+        shared = write_shared(peers, folder)
         if jobs:
             bundle: Path | ShippedBundle = shared
             if executor.ships:
@@ -232,7 +279,13 @@ def render_batch(
     order = {(j.kind, j.clinic): n for n, j in enumerate(jobs)}
     items.sort(key=lambda i: order[(i.kind, i.clinic)])
     index = write_index(
-        out, items, inputs=inputs, period=label, skipped=skipped, executor=executor.description
+        out,
+        items,
+        inputs=inputs,
+        period=label,
+        skipped=skipped,
+        too_small=too_small,
+        executor=executor.description,
     )
     return BatchSummary(
         out,
@@ -242,7 +295,40 @@ def render_batch(
         time.perf_counter() - started,
         skipped=skipped,
         executor=executor.description,
+        too_small=too_small,
+        peers_created_utc=peers.created_utc,
     )
+
+
+def _shared_folder(
+    stack: contextlib.ExitStack, out: Path, *, scheduler: str | None, ships: bool
+) -> Path:
+    """Where the peer results live while the batch runs; removed when it ends.
+
+    The file holds unsuppressed clinic-level counts (a clinic of one patient
+    is a row), so it must not stay next to the reports.  It goes to a private
+    temporary folder on this machine, which the process pool and a
+    LocalCluster see.  Only workers of a remote cluster reading it by path
+    need it where they can see it: ``out/_shared/``, which every such worker
+    shares with us; it is deleted after the batch too.
+    """
+    if scheduler is not None and scheduler != LOCAL_SCHEDULER and not ships:
+        folder = out / SHARED_DIR
+        stack.callback(_remove_folder, folder)
+        return folder
+    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stepanalytics-peers-")))
+
+
+def _remove_folder(folder: Path) -> None:
+    """Delete the peer results, and their folder when nothing else is in it."""
+    if not folder.is_dir():
+        return
+    for file in folder.glob("peers_*.pkl"):
+        file.unlink(missing_ok=True)
+    for leftover in folder.glob(".peers_*.tmp"):
+        leftover.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: something of the user's is in it
+        folder.rmdir()
 
 
 def _run_jobs(

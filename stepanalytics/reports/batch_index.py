@@ -71,10 +71,13 @@ def write_index(
     period: str | None,
     skipped: tuple[str, ...] = (),
     executor: str = "",
+    too_small: tuple[str, ...] = (),
 ) -> Path:
     """Write ``index.html`` linking every report (relative links), atomically.
 
-    ``executor`` says where the reports ran (e.g. a Dask cluster).
+    ``executor`` says where the reports ran (e.g. a Dask cluster);
+    ``too_small`` lists the clinics without a report of their own because
+    their patient count is a small cell.
     """
     esc = html.escape
     rows = []
@@ -98,6 +101,12 @@ def write_index(
         if skipped
         else ""
     )
+    if too_small:
+        skipped_note += (
+            f"<p>No report of their own (too few patients to report without describing "
+            f"individuals); their patients are included in the all-clinics reports only: "
+            f"{esc(', '.join(too_small))}</p>"
+        )
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

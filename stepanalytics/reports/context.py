@@ -17,13 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stepanalytics.errors import UsageError
+from stepanalytics.reports.parameters import (
+    DEFAULT_SUPPRESSION_THRESHOLD,
+    check_parameters,
+    check_suppression_threshold,
+)
 from stepanalytics.reports.period import ReportPeriod, parse_period
 
 if TYPE_CHECKING:
     from stepanalytics.cohort import Cohort
     from stepanalytics.reports.shared import PeerResults
 
-DEFAULT_SUPPRESSION_THRESHOLD = 10
 #: Outcomes reported when the notebook's ``instruments`` parameter is empty, in this
 #: order: disability, self-efficacy, mood, sleep, pain (function comes first).
 OUTCOME_INSTRUMENTS = ("odi", "rmdq", "pseq", "phq9", "isi", "bpi_interference", "nrs_pain")
@@ -83,6 +87,21 @@ class ReportContext:
     def threshold(self) -> int | None:
         """The small-cell threshold for this audience (None: research, nothing hidden)."""
         return self.suppression_threshold if self.audience == "committee" else None
+
+    @property
+    def compare_with_all(self) -> bool:
+        """Whether a clinic's numbers may be shown beside all clinics' (always True without one).
+
+        All clinics minus this clinic is the other clinics' count: when the
+        other clinics together have 1 to ``threshold`` patients, every
+        all-clinics figure beside the clinic's would describe those few, so
+        committee reports leave the all-clinics columns out.
+        """
+        threshold = self.threshold
+        if self.clinic is None or threshold is None:
+            return True
+        others = len(self.cohort.patients) - len(self.selection.patients)
+        return not 1 <= others <= threshold
 
     @property
     def reported_instruments(self) -> list[str]:
@@ -153,7 +172,9 @@ def prepare_report(
     shared : str
         Path of a batch's precomputed peer results; empty to compute here.
     suppression_threshold : int
-        Counts from 1 to this value are suppressed (default 10).
+        Counts from 1 to this value are suppressed (default 10, at least 2:
+        :mod:`stepanalytics.reports.parameters`).  A committee report about a
+        clinic with 1 to this many patients is refused.
     instruments : sequence of str
         Instruments to report; empty for all.
     highlight : str
@@ -177,21 +198,27 @@ def prepare_report(
         raise UsageError("The notebook's `data` parameter is empty; give the cohort folder.")
     if audience not in ("committee", "research"):
         raise UsageError(f"audience must be 'committee' or 'research', not {audience!r}.")
-    if suppression_threshold < 1:
-        raise UsageError(f"suppression_threshold must be at least 1, not {suppression_threshold}.")
+    threshold = check_suppression_threshold(suppression_threshold)
+    instruments = check_parameters({"instruments": list(instruments)})["instruments"]
     chosen = parse_period(period)
     loaded = load_cohort(data)
     if highlight and highlight not in loaded.clinics:
         raise UsageError(f"Clinic {highlight!r} (to highlight) is not in the data.")
     whole = restrict_to_period(loaded, chosen)
     selection = whole.subset(clinics=[clinic]) if clinic else whole
+    if audience == "committee" and clinic and 1 <= len(selection.patients) <= threshold:
+        # The command refuses this before a kernel starts; a notebook run by hand does too.
+        raise UsageError(
+            f"Clinic {clinic} has too few patients in this selection for a committee report "
+            f"of its own (it needs more than {threshold}); report it among all clinics."
+        )
     return ReportContext(
         cohort=whole,
         history=restrict_to_history(loaded, chosen),
         selection=selection,
         clinic=clinic or None,
         period=chosen,
-        suppression_threshold=int(suppression_threshold),
+        suppression_threshold=threshold,
         instruments=tuple(instruments),
         shared=Path(shared) if shared else None,
         highlight=highlight or clinic or None,

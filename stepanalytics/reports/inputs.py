@@ -49,22 +49,65 @@ class ReportInputs:
         Every pseudonymous id, so rendered pages can be checked for them.
     clinic_ids : tuple of str
         Clinics present, sorted.
-    enrolled_months : dict
-        For each clinic, its sorted enrolment months (``YYYY-MM``).
+    enrolled_counts : dict
+        For each clinic, its patients per enrolment month (``YYYY-MM``), months sorted.
     """
 
     data: Path
     fingerprint: DataFingerprint
     patient_ids: frozenset[str]
     clinic_ids: tuple[str, ...]
-    enrolled_months: dict[str, tuple[str, ...]]
+    enrolled_counts: dict[str, dict[str, int]]
+
+    @property
+    def enrolled_months(self) -> dict[str, tuple[str, ...]]:
+        """For each clinic, its sorted enrolment months."""
+        return {clinic: tuple(months) for clinic, months in self.enrolled_counts.items()}
+
+    def patients_in(self, clinic: str, period: ReportPeriod | None) -> int:
+        """How many of the clinic's patients were enrolled in the period (all when None)."""
+        months = self.enrolled_counts.get(clinic, {})
+        return sum(n for m, n in months.items() if period is None or period.contains(m))
+
+    def too_small(self, clinic: str, period: ReportPeriod | None, threshold: int) -> bool:
+        """Whether the clinic's patient count in the period is itself a small cell.
+
+        Such a clinic gets no committee report of its own: nearly every number
+        in it would be hidden, and what remained (the months it enrolled in,
+        the categories nobody falls into) would describe its few patients.
+        Its patients are counted in the all-clinics reports.
+        """
+        return 1 <= self.patients_in(clinic, period) <= threshold
+
+    def check_clinic_size(
+        self, *, clinic: str | None, period: ReportPeriod | None, threshold: int
+    ) -> None:
+        """Refuse a committee report about a clinic with too few patients.
+
+        Raises
+        ------
+        ReportError
+            The clinic's patient count in the period is from 1 to ``threshold``.
+            The message does not say how many (that count is a small cell).
+        """
+        if clinic is None or not self.too_small(clinic, period, threshold):
+            return
+        when = period.label if period else "all enrolment periods"
+        longer = " Choose a longer period to report on this clinic." if period else ""
+        raise ReportError(
+            f"Clinic {clinic} has too few patients enrolled in {when} for a committee report "
+            f"of its own: it needs more than {threshold} (the suppression threshold), else its "
+            "report would describe individual patients. Its patients are included in the "
+            "all-clinics reports (`stepanalytics report qi` without --clinic, and the "
+            f"benchmark).{longer}"
+        )
 
     def clinics_in_period(self, period: ReportPeriod | None) -> list[str]:
         """Clinics with at least one patient enrolled in the period."""
         if period is None:
             return list(self.clinic_ids)
         return [
-            c for c in self.clinic_ids if any(period.contains(m) for m in self.enrolled_months[c])
+            c for c in self.clinic_ids if any(period.contains(m) for m in self.enrolled_counts[c])
         ]
 
     def check_request(self, *, clinic: str | None, period: ReportPeriod | None) -> None:
@@ -83,7 +126,7 @@ class ReportInputs:
         if period is None:
             return
         clinics = [clinic] if clinic is not None else list(self.clinic_ids)
-        months = sorted({m for c in clinics for m in self.enrolled_months[c]})
+        months = sorted({m for c in clinics for m in self.enrolled_counts[c]})
         if not any(period.contains(m) for m in months):
             who = f"clinic {clinic}" if clinic else "the cohort"
             span = f"{months[0]} to {months[-1]}" if months else "none"
@@ -121,13 +164,14 @@ def inputs_from_cohort(cohort: Cohort, data: str | Path) -> ReportInputs:
     """The facts reports need, from a cohort already loaded from ``data``."""
     path = _existing(data)
     patients = cohort.patients
-    months: dict[str, set[str]] = {}
+    months: dict[str, dict[str, int]] = {}
     for clinic, month in zip(patients["clinic_id"], patients["enrolled_month"], strict=True):
-        months.setdefault(str(clinic), set()).add(str(month))
+        counts = months.setdefault(str(clinic), {})
+        counts[str(month)] = counts.get(str(month), 0) + 1
     return ReportInputs(
         data=path,
         fingerprint=fingerprint_data(path),
         patient_ids=frozenset(map(str, patients["patient_id"])),
         clinic_ids=tuple(sorted(map(str, patients["clinic_id"].unique()))),
-        enrolled_months={k: tuple(sorted(v)) for k, v in sorted(months.items())},
+        enrolled_counts={k: dict(sorted(v.items())) for k, v in sorted(months.items())},
     )

@@ -65,7 +65,11 @@ def describe_failure(
         located = failed_cell(nbformat.read(str(executed), as_version=4))
         if located is not None:
             where = f"in cell {located[0]} of {template.name} (`{located[1]}`)"
-        kept = f"\nThe executed notebook, with the full traceback, is kept at {executed}."
+        kept = (
+            f"\nThe executed notebook, with the full traceback, is kept at {executed}. It is "
+            "not protected (it may show patient ids and small counts): do not share it, and "
+            "delete it once the problem is fixed."
+        )
     lines = str(evalue).strip().splitlines()
     if len(lines) > _MAX_VALUE_LINES:
         lines = [*lines[:_MAX_VALUE_LINES], f"... ({len(lines) - _MAX_VALUE_LINES} more lines)"]

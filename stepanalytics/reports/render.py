@@ -2,8 +2,9 @@
 
 The order of work is chosen so that a failure leaves nothing half-done:
 
-1. the cohort is validated and the request checked (unknown clinic, empty
-   period) before any kernel starts;
+1. the parameters, the cohort and the request are checked (a parameter of
+   the wrong type, unknown clinic, empty period, a clinic too small for a
+   committee report of its own) before any kernel starts;
 2. papermill executes the notebook (kernel named explicitly, a timeout per
    cell) into a temporary folder;
 3. nbconvert turns the outputs (no code, no prompts) into one HTML page with
@@ -47,6 +48,7 @@ from stepanalytics.reports.kinds import (
     report_stem,
 )
 from stepanalytics.reports.notebook_errors import describe_failure, locate_identifiers
+from stepanalytics.reports.parameters import check_parameters, suppression_threshold_of
 from stepanalytics.reports.period import parse_period
 from stepanalytics.reports.provenance import Provenance, collect_provenance
 
@@ -144,9 +146,14 @@ def render_report(
     CohortError
         The data breaks the contract (nothing is run).
     UsageError
-        Unknown kind, clinic or parameter, or a malformed period.
+        Unknown kind, clinic or parameter, a parameter value of the wrong
+        type or out of range (:func:`~stepanalytics.reports.parameters.check_parameters`),
+        or a malformed period.
     ReportError
-        A cell failed, the page would show a patient id or fetch an outside
+        No patient in the period; a committee report about a clinic whose
+        patient count is itself a small cell (from 1 to the suppression
+        threshold: such a clinic is reported only among all clinics); a
+        cell failed, the page would show a patient id or fetch an outside
         resource, or the PDF could not be made.  The message names the cell;
         the executed notebook is kept in ``out_dir/_failed/``.
 
@@ -164,6 +171,7 @@ def render_report(
     """
     started = time.perf_counter()
     spec = get_kind(kind)
+    extra = check_parameters(parameters or {})  # before any work: a typo fails in a second
     template = Path(notebook) if notebook is not None else notebook_path(spec)
     if not template.is_file():
         raise UsageError(f"The notebook {str(template)!r} does not exist.")
@@ -171,6 +179,9 @@ def render_report(
     if inputs is None:
         inputs = read_report_inputs(data)
     inputs.check_request(clinic=clinic, period=chosen)
+    if spec.committee and spec.per_clinic:
+        threshold = suppression_threshold_of(extra)
+        inputs.check_clinic_size(clinic=clinic, period=chosen, threshold=threshold)
     label = chosen.label if chosen else None
     params = _notebook_parameters(
         template,
@@ -180,7 +191,7 @@ def render_report(
             "period": label or "",
             "shared": str(Path(shared).resolve()) if shared else "",
         },
-        extra=parameters or {},
+        extra=extra,
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

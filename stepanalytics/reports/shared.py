@@ -4,19 +4,21 @@ A clinic is judged among its peers on risk-adjusted outcomes: one case-mix
 model per outcome fitted on all clinics, observed / expected per clinic,
 funnel limits with overdispersion, and empirical-Bayes shrunken estimates.
 These do not depend on which clinic a report is about, so a batch computes
-them once (:func:`compute_peer_results`), writes them to
-``out_dir/_shared/`` (:func:`write_shared`), and every notebook reads them
+them once (:func:`compute_peer_results`), writes them to a file that lives
+while the batch runs (:func:`write_shared`), and every notebook reads them
 (:func:`read_shared`) instead of refitting.
 
 The artefact holds clinic-level tables only: the patient-level frames and
 fitted models (which keep the patient rows) are dropped before writing, so
-the reports folder never holds a patient id.
+it never holds a patient id.  Its counts are not suppressed (every report
+protects what it shows), so the batch deletes it when it ends.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -150,12 +152,22 @@ def _compare(cohort: Cohort, code: str, indicator: str, outcome_day: int) -> Out
     weeks = outcome_day / 7
     label = f"{code}: {INDICATOR_LABELS.get(indicator, indicator)} at about {weeks:.0f} weeks"
     try:
-        result = benchmark_outcome(
-            cohort,
-            instrument=code,
-            indicator=indicator,  # type: ignore[arg-type]
-            follow_up=outcome_day,
-        )
+        with warnings.catch_warnings():
+            # A case-mix model near separation (a small cohort where a covariate predicts
+            # the outcome) overflows exp() when statsmodels computes its fitted values
+            # (qi.casemix, outside the fit whose warnings it records).  The result is
+            # right (probabilities of 0 or 1) and the fit's own separation warning is
+            # among the comparison's notes; the raw RuntimeWarning would only reach the
+            # terminal of a batch.
+            warnings.filterwarnings(
+                "ignore", message="overflow encountered in exp", category=RuntimeWarning
+            )
+            result = benchmark_outcome(
+                cohort,
+                instrument=code,
+                indicator=indicator,  # type: ignore[arg-type]
+                follow_up=outcome_day,
+            )
     except (AnalysisError, UsageError) as err:
         return OutcomeComparison(code, indicator, label, problem=str(err))
     return OutcomeComparison(code, indicator, label, _without_patients(result))

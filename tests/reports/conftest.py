@@ -25,6 +25,10 @@ DEMO_CLINICS = 4
 DEMO_SEED = 2026
 QI_CLINIC = "C02"
 THRESHOLD = 10
+#: Clinics of the demo cohort: C01 (9 patients) and C03 (8) are too small for a committee
+#: report of their own; the light QI notebook fails on purpose for FAILING_CLINIC.
+TINY_CLINIC = "C01"
+FAILING_CLINIC = "C04"
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +104,8 @@ def light_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Quick stand-ins for the three report notebooks (set as $STEPANALYTICS_NOTEBOOKS).
 
     They call the real package (context, title, data-quality appendix) but skip
-    the slow analyses; the QI one fails on purpose for clinic C03 so that a
-    batch has one failure to isolate.  The QI and benchmark ones print the
+    the slow analyses; the QI one fails on purpose for clinic C04 (FAILING_CLINIC)
+    so that a batch has one failure to isolate.  The QI and benchmark ones print the
     creation time of the peer results they read, so a test can tell that a
     batch's reports used the batch's shared file.
     """
@@ -115,7 +119,7 @@ def light_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder,
         "qi_report.ipynb",
         *common,
-        "if clinic == 'C03':\n    raise RuntimeError('no phase data for this clinic')",
+        f"if clinic == {FAILING_CLINIC!r}:\n    raise RuntimeError('no phase data for this clinic')",
         'report.section_title(context, "qi")',
         "context.peers.created_utc",
         "report.section_data_quality(context)",

@@ -46,13 +46,14 @@ def cluster() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def peer_computations() -> Iterator[list[str]]:
-    """Counts calls of compute_peer_results in this (the client) process."""
+    """Calls of compute_peer_results in this (the client) process: their creation times."""
     calls: list[str] = []
     real = shared_module.compute_peer_results
 
     def counted(*args: Any, **kwargs: Any) -> Any:
-        calls.append("computed")
-        return real(*args, **kwargs)
+        peers = real(*args, **kwargs)
+        calls.append(peers.created_utc)
+        return peers
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(shared_module, "compute_peer_results", counted)
@@ -82,7 +83,7 @@ def dask_batch(
     peer_computations: list[str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[BatchSummary, int]:
-    """Clinic C01, clinic C03 (fails on purpose) and the benchmark on the cluster.
+    """Clinic C02, clinic C04 (fails on purpose) and the benchmark on the cluster.
 
     At an address, the peer results are scattered and the reports come back
     to the client by default, as when the workers do not share our files.
@@ -92,7 +93,7 @@ def dask_batch(
         light_notebooks,
         tmp_path_factory.mktemp("dask_batch"),
         peer_computations,
-        clinics=["C01", "C03"],
+        clinics=["C02", "C04"],
         scheduler=cluster.scheduler_address,
     )
 
@@ -111,14 +112,14 @@ def test_cluster_listens_on_loopback_only(cluster: Any) -> None:
 def test_one_failure_does_not_stop_the_others(dask_batch: tuple[BatchSummary, int]) -> None:
     batch, _ = dask_batch
     outcome = {(item.kind, item.clinic): item.ok for item in batch.items}
-    assert outcome == {("qi", "C01"): True, ("qi", "C03"): False, ("benchmark", None): True}
+    assert outcome == {("qi", "C02"): True, ("qi", "C04"): False, ("benchmark", None): True}
     error = batch.failed[0].error or ""
     assert "cell 4 of qi_report.ipynb" in error
     assert "RuntimeError: no phase data for this clinic" in error
-    assert (batch.out_dir / "_failed" / "qi_C03_all-periods.ipynb").exists()
-    assert not (batch.out_dir / "qi_C03_all-periods.html").exists()
+    assert (batch.out_dir / "_failed" / "qi_C04_all-periods.ipynb").exists()
+    assert not (batch.out_dir / "qi_C04_all-periods.html").exists()
     assert "2 of 3 reports written" in batch.render_text()
-    assert "FAILED qi C03" in batch.render_text()
+    assert "FAILED qi C04" in batch.render_text()
     assert batch.executor.startswith("Dask cluster at tcp://127.0.0.1:")
 
 
@@ -126,7 +127,7 @@ def test_index_links_every_report(dask_batch: tuple[BatchSummary, int]) -> None:
     batch, _ = dask_batch
     soup = BeautifulSoup(batch.index.read_text(encoding="utf-8"), "html.parser")
     links = sorted(a["href"] for a in soup.find_all("a"))
-    assert links == ["benchmark_all-clinics_all-periods.html", "qi_C01_all-periods.html"]
+    assert links == ["benchmark_all-clinics_all-periods.html", "qi_C02_all-periods.html"]
     for link in links:
         assert (batch.out_dir / link).is_file()
     text = soup.get_text()
@@ -138,8 +139,8 @@ def test_peer_results_computed_once_in_the_client(
 ) -> None:
     batch, computations = dask_batch
     assert computations == 1
-    assert batch.shared is not None and batch.shared.parent.name == "_shared"
-    created = _created_utc(batch.shared)
+    assert batch.shared is not None and not batch.shared.exists()  # deleted after the batch
+    created = batch.peers_created_utc
     for item in batch.succeeded:  # every notebook read the client's artefact, none refitted
         assert item.html is not None and created in item.html.read_text(encoding="utf-8")
 
@@ -149,8 +150,8 @@ def test_reports_and_failed_notebook_sent_back_to_the_client(
 ) -> None:
     batch, _ = dask_batch
     assert "peer results scattered" in batch.executor
-    assert batch.items[0].html == batch.out_dir.resolve() / "qi_C01_all-periods.html"
-    kept = batch.out_dir / "_failed" / "qi_C03_all-periods.ipynb"
+    assert batch.items[0].html == batch.out_dir.resolve() / "qi_C02_all-periods.html"
+    kept = batch.out_dir / "_failed" / "qi_C04_all-periods.ipynb"
     error = batch.failed[0].error or ""
     # the message names where the client kept the notebook, not the worker's scratch folder
     assert str(kept.resolve()) in error and "stepanalytics-batch-" not in error
@@ -182,16 +183,17 @@ def test_cli_bare_scheduler_starts_and_closes_a_local_cluster(
     monkeypatch.setattr(executors_module, "start_local_cluster", watched)
     monkeypatch.setenv(NOTEBOOKS_ENV, str(light_notebooks))
     computed = len(peer_computations)
-    options = ["--clinic", "C02", "--clinic", "C03", "--no-benchmark", "--no-progress"]
+    options = ["--clinic", "C02", "--clinic", "C04", "--no-benchmark", "--no-progress"]
     result = CliRunner().invoke(
         report_group,
         ["batch", "--data", str(demo_dir), "--out", str(tmp_path), *options, "--scheduler"],
     )
-    assert result.exit_code == 1  # clinic C03 fails on purpose
+    assert result.exit_code == 1  # clinic C04 fails on purpose
     assert "1 of 2 reports written" in result.output
-    assert "FAILED qi C03" in result.output and "Traceback" not in result.output
+    assert "FAILED qi C04" in result.output and "Traceback" not in result.output
     assert len(peer_computations) - computed == 1
-    created = _created_utc(tmp_path / "_shared" / "peers_all-periods.pkl")
+    created = peer_computations[-1]
+    assert not list(tmp_path.rglob("*.pkl"))  # the peer results did not outlive the batch
     page = (tmp_path / "qi_C02_all-periods.html").read_text(encoding="utf-8")
     assert created in page and "peer results read from a path" in page
     assert seen["workers"] == 2 and seen["listening"] <= {LOOPBACK}
@@ -249,14 +251,6 @@ def test_bad_shipping_choices(
 ) -> None:
     with pytest.raises(UsageError, match=message):
         render_batch(demo_dir, out_dir=tmp_path, scheduler=scheduler, ship=ship)
-
-
-def _created_utc(shared: Path) -> str:
-    import pickle
-
-    with shared.open("rb") as handle:
-        created: str = pickle.load(handle).created_utc
-    return created
 
 
 def _listening_ips(processes: list[psutil.Process]) -> set[str]:

@@ -42,18 +42,18 @@ def test_failing_cell_leaves_no_report_and_names_the_cell(demo_dir: Path, tmp_pa
         "print('never reached')",
     )
     out = tmp_path / "out"
-    target = out / "qi_C01_all-periods.html"
+    target = out / "qi_C02_all-periods.html"
     out.mkdir()
     target.write_text("the earlier good report")
     with pytest.raises(ReportError) as caught:
-        render_report("qi", data=demo_dir, clinic="C01", out_dir=out, notebook=notebook)
+        render_report("qi", data=demo_dir, clinic="C02", out_dir=out, notebook=notebook)
     message = str(caught.value)
     assert "cell 3 of failing.ipynb" in message
     assert "raise ValueError" in message
     assert "ValueError: phase 2 has no stays in this selection" in message
     assert target.read_text() == "the earlier good report"  # untouched, not half-written
     assert sorted(p.name for p in out.iterdir()) == ["_failed", target.name]
-    kept = out / "_failed" / "qi_C01_all-periods.ipynb"
+    kept = out / "_failed" / "qi_C02_all-periods.ipynb"
     assert caught.value.failed_notebook == kept
     executed = nbformat.read(kept, as_version=4)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]

@@ -13,7 +13,11 @@ import pandas as pd
 
 from stepanalytics.reports.context import ReportContext
 from stepanalytics.reports.display import Section
-from stepanalytics.reports.sections.common import protected_table_html
+from stepanalytics.reports.sections.common import ENROLLED, protected_table_html
+
+
+def _of_enrolled(*columns: str) -> list[tuple[str, str]]:
+    return [(column, ENROLLED) for column in columns]
 
 
 def section_data_quality(context: ReportContext) -> Section:
@@ -21,6 +25,10 @@ def section_data_quality(context: ReportContext) -> Section:
     section = Section("Appendix: data quality")
     selection = context.selection
     threshold = context.threshold
+    # Every count of patients here is a part of the patients in the report, whose number
+    # the title shows: the patients enrolled minus a count (e.g. without a baseline, which
+    # the completeness section hides when few) must not be small either.
+    enrolled = len(selection.patients)
     section.add_text(
         f"Source: {selection.source}. Patients in this report: the selection described at "
         "the top. Counts are of scores and patients in the selection."
@@ -40,7 +48,9 @@ def section_data_quality(context: ReportContext) -> Section:
             protected_table_html(
                 by_instrument,
                 counts=["scores", "patients", "with baseline"],
-                parts=[("with baseline", "patients")],
+                parts=[("with baseline", "patients"), *_of_enrolled("patients", "with baseline")],
+                enrolled=enrolled,
+                totals=False,  # patients overlap across instruments: no total is published
                 threshold=threshold,
                 caption=(
                     "Scores held per instrument, the patients they come from, and the "
@@ -78,6 +88,9 @@ def section_data_quality(context: ReportContext) -> Section:
             protected_table_html(
                 counts,
                 counts=["events", "patients"],
+                parts=_of_enrolled("patients"),
+                enrolled=enrolled,
+                totals=False,  # patients overlap across event types
                 threshold=threshold,
                 caption="Events recorded, and the patients they concern.",
             )
@@ -91,6 +104,8 @@ def section_data_quality(context: ReportContext) -> Section:
         protected_table_html(
             pd.DataFrame({"check": ["patients without any score"], "patients": [without_scores]}),
             counts=["patients"],
+            parts=_of_enrolled("patients"),
+            enrolled=enrolled,
             totals=False,
             threshold=threshold,
         )

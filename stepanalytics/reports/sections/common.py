@@ -19,6 +19,9 @@ import pandas as pd
 from stepanalytics.qi.suppression import SUPPRESSED_MARK, protect_frame, suppress_table
 from stepanalytics.reports.display import Section, note_html, table_html
 
+#: A column protect_frame may use as the whole of every patient count (not shown).
+ENROLLED = "_patients_in_report"
+
 
 def optional_module(name: str) -> ModuleType | None:
     """Import an analysis module that may not exist in this build, or None."""
@@ -44,6 +47,7 @@ def protected_table_html(
     threshold: int | None,
     caption: str | None = None,
     digits: int = 1,
+    enrolled: int | None = None,
 ) -> str:
     """A table for a committee: small cells hidden, then rendered.
 
@@ -63,15 +67,23 @@ def protected_table_html(
         Caption under the table.
     digits : int
         Decimals shown for non-count numbers.
+    enrolled : int, optional
+        The number of patients in the report, published elsewhere; ``parts``
+        may name :data:`ENROLLED` as a whole, so that a count of patients is
+        also protected as a part of them (the column is not shown).
     """
     if threshold is None:
         return table_html(_rounded(frame, digits), caption=caption)
+    if enrolled is not None:
+        frame = frame.assign(**{ENROLLED: enrolled})
     protected = protect_frame(
         frame, counts=counts, derived=derived, parts=parts, totals=totals, threshold=threshold
     )
     shown = (
         _rounded(protected.table, digits).astype(object).where(~protected.hidden, SUPPRESSED_MARK)
     )
+    if enrolled is not None:
+        shown = shown.drop(columns=ENROLLED)
     html = table_html(shown, caption=caption)
     for note in protected.notes:
         html += note_html(note)
@@ -86,11 +98,18 @@ def protected_crosstab_html(
     row_totals: bool = True,
     column_totals: bool = True,
     index_name: str = "",
+    zeros_beside_hidden: str | None = None,
 ) -> str:
     """A two-way count table with margins, small cells and their complements hidden.
 
     With ``threshold=None`` (research reports) nothing is hidden.
+    ``zeros_beside_hidden="rows"`` (or ``"columns"``) also hides the zeros of
+    every row (column) that has a hidden cell: a shown 0 beside hidden cells
+    narrows down where the hidden patients are (see
+    :func:`~stepanalytics.reports.sections.descriptors.hide_zeros_beside_hidden`).
     """
+    from stepanalytics.reports.sections.descriptors import hide_zeros_beside_hidden
+
     if threshold is None:
         shown = counts_with_margins(counts, row_totals=row_totals, column_totals=column_totals)
         shown.index.name = index_name or counts.index.name or ""
@@ -98,10 +117,19 @@ def protected_crosstab_html(
     result = suppress_table(
         counts, threshold=threshold, row_totals=row_totals, column_totals=column_totals
     )
-    shown = result.to_display()
+    hidden = result.hidden
+    if zeros_beside_hidden is not None:
+        interior = [str(r) for r in counts.index]
+        columns = [str(c) for c in counts.columns]
+        values = result.table.loc[interior, columns]
+        hidden = hidden.copy()
+        hidden.loc[interior, columns] = hide_zeros_beside_hidden(
+            values, hidden.loc[interior, columns], axis=zeros_beside_hidden
+        )
+    shown = result.table.astype(object).where(~hidden, SUPPRESSED_MARK).astype(str)
     shown.index.name = index_name or counts.index.name or ""
     html = table_html(shown.reset_index(), caption=caption)
-    if bool(result.hidden.to_numpy().any()):
+    if bool(hidden.to_numpy().any()):
         html += note_html(
             f"{SUPPRESSED_MARK} hidden to protect privacy: counts from 1 to {threshold}, and "
             "cells that would let a hidden count be worked out from the totals, are not shown."

@@ -16,10 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from stepanalytics.qi.suppression import SUPPRESSED_MARK, protect_frame
+from stepanalytics.qi.suppression import SUPPRESSED_MARK, protect_frame, small_cells
 from stepanalytics.reports.context import ReportContext
 from stepanalytics.reports.display import Section, note_html, table_html
-from stepanalytics.reports.sections.common import optional_function, protected_table_html
+from stepanalytics.reports.sections.common import optional_function
 
 COMPLETENESS_CAPTION = (
     "Each line is the share of patients due a measurement at each stage who had one "
@@ -46,7 +46,7 @@ def section_completeness(context: ReportContext) -> Section:
     mine = completeness_funnel(context.selection, instruments=codes, by=())
     label = f"clinic {context.clinic}" if context.clinic else "all clinics"
     shown = mine.table.assign(group=label)
-    if context.clinic:
+    if context.clinic and context.compare_with_all:
         pooled = completeness_funnel(context.cohort, instruments=codes, by=())
         shown = pd.concat([shown, pooled.table.assign(group="all clinics")], ignore_index=True)
     first = codes[0]
@@ -59,14 +59,10 @@ def section_completeness(context: ReportContext) -> Section:
         )
     detail = shown[shown["instrument"] == first]
     section.add_html(
-        protected_table_html(
+        _detail_html(
             detail[["group", "stage", "eligible", "measured", "percent"]].rename(
                 columns={"eligible": "due", "percent": "measured %"}
             ),
-            counts=["due", "measured"],
-            derived={"measured %": ["measured", "due"]},
-            parts=[("measured", "due")],
-            totals=False,
             threshold=threshold,
             caption=f"{first}: patients due a measurement at each stage, and measured.",
         )
@@ -75,6 +71,66 @@ def section_completeness(context: ReportContext) -> Section:
         section.add_html(_compact(mine.table, codes, threshold, label))
     _attrition(section, attrition_check(context.selection, instruments=codes), threshold)
     return section
+
+
+def _detail_html(detail: pd.DataFrame, *, threshold: int, caption: str) -> str:
+    """The first outcome's funnel, the clinic beside all clinics, protected.
+
+    Beyond each row's own rule (due, measured and not measured from 1 to
+    the threshold are hidden), the all-clinics row minus the clinic's row
+    is the other clinics' count: where that difference is small, the
+    clinic's count is hidden too.
+    """
+    counts = ["due", "measured"]
+    protected = protect_frame(
+        detail,
+        counts=counts,
+        derived={"measured %": ["measured", "due"]},
+        parts=[("measured", "due")],
+        totals=False,
+        threshold=threshold,
+    )
+    hidden = protected.hidden.copy()
+    groups = detail["group"].unique()
+    if len(groups) == 2:
+        _hide_other_clinics(detail, hidden, clinic=str(groups[0]), threshold=threshold)
+    hidden["measured %"] |= hidden["due"] | hidden["measured"]
+    table = detail.copy()
+    table["measured %"] = table["measured %"].round(1)
+    shown = table.astype(object).where(~hidden, SUPPRESSED_MARK)
+    html = table_html(shown, caption=caption)
+    if bool(hidden.to_numpy().any()):
+        html += note_html(
+            f"{SUPPRESSED_MARK} hidden to protect privacy: counts from 1 to {threshold}, and "
+            "values that would let a hidden count be worked out (also as all clinics minus "
+            "this clinic), are not shown."
+        )
+    return html
+
+
+def _hide_other_clinics(
+    detail: pd.DataFrame, hidden: pd.DataFrame, *, clinic: str, threshold: int
+) -> None:
+    """Hide the clinic's counts where all clinics minus the clinic is a small count."""
+    mine = detail["group"] == clinic
+    for stage in detail["stage"].unique():
+        here = detail.index[mine & (detail["stage"] == stage)]
+        there = detail.index[~mine & (detail["stage"] == stage)]
+        if len(here) != 1 or len(there) != 1:
+            continue
+        c, a = here[0], there[0]
+        changed = True
+        while changed:
+            changed = False
+            for columns in (("due",), ("measured",), ("due", "measured")):
+                if any(hidden.at[row, col] for row in (c, a) for col in columns):
+                    continue  # the difference cannot be worked out
+                # one column: others' due or measured; both: others' not measured
+                value = [float(detail.at[a, col]) - float(detail.at[c, col]) for col in columns]
+                other = value[0] if len(value) == 1 else value[0] - value[1]
+                if small_cells([other], threshold=threshold)[0]:
+                    hidden.at[c, columns[-1]] = True
+                    changed = True
 
 
 def _compact(table: pd.DataFrame, codes: list[str], threshold: int, label: str) -> str:
@@ -103,49 +159,58 @@ def _compact(table: pd.DataFrame, codes: list[str], threshold: int, label: str) 
 
 
 def _attrition(section: Section, check: Any, threshold: int) -> None:
+    """Baseline of those followed up against those lost, without their counts.
+
+    Those followed up here are the patients measured at follow-up who had a
+    baseline, those lost the unmeasured ones with a baseline.  Their counts
+    differ from the funnel's (measured, not measured) by the patients
+    without a baseline, often a handful: published side by side, the two
+    tables would give those few away.  So this table shows no counts (the
+    funnel above has them); the means and the standardised difference are
+    shown only when both groups hold more than ``threshold`` patients.
+    """
     table = check.table
     if table.empty:
         return
-    shown = table[
-        ["instrument", "n_followed", "mean_followed", "n_lost", "mean_lost", "std_difference"]
-    ].rename(
+    shown = table[["instrument", "mean_followed", "mean_lost", "std_difference"]].rename(
         columns={
-            "n_followed": "followed up",
-            "mean_followed": "baseline mean (followed)",
-            "n_lost": "lost",
+            "mean_followed": "baseline mean (followed up)",
             "mean_lost": "baseline mean (lost)",
             "std_difference": "standardised difference",
         }
     )
-    derived = {
-        "baseline mean (followed)": ["followed up"],
-        "baseline mean (lost)": ["lost"],
-        "standardised difference": ["followed up", "lost"],
-    }
+    followed = table["n_followed"].to_numpy(dtype=float)
+    lost = table["n_lost"].to_numpy(dtype=float)
+    # 0..threshold: a mean of a few patients, or a "–" beside a hidden mean that says
+    # where the few patients are (all lost, none followed), describes individuals.
+    few = (followed <= threshold) | (lost <= threshold)
+    values = shown.drop(columns="instrument").round(2).astype(object)
+    values = values.where(shown.drop(columns="instrument").notna(), "–")
+    values[few] = SUPPRESSED_MARK
     section.add_heading("Were the patients lost to follow-up different?")
     section.add_html(
-        protected_table_html(
-            shown,
-            counts=["followed up", "lost"],
-            derived=derived,
-            totals=False,
-            threshold=threshold,
+        table_html(
+            pd.concat([shown[["instrument"]], values], axis=1),
             caption=(
-                "Baseline scores of patients with and without a follow-up score. A "
-                "standardised difference beyond ±0.1 means those followed up were not typical "
-                "of all patients, so outcome figures may be too good or too bad."
+                "Baseline scores of the patients due a follow-up, with and without a "
+                "follow-up score (their numbers are in the funnel above). A standardised "
+                "difference beyond ±0.1 means those followed up were not typical of all "
+                "patients, so outcome figures may be too good or too bad."
             ),
-            digits=2,
         )
     )
+    if bool(few.any()):
+        section.add_html(
+            note_html(
+                f"{SUPPRESSED_MARK} not shown: {threshold} or fewer patients followed up, or "
+                "lost, with a baseline score."
+            )
+        )
     # The analysis' own warnings quote the differences; say the same from the protected
     # table so that a hidden difference is not given away in words.
-    hidden = protect_frame(
-        shown, counts=["followed up", "lost"], derived=derived, totals=False, threshold=threshold
-    ).hidden["standardised difference"]
-    imbalanced = table["imbalanced"].astype(bool)
-    visible = sorted(table.loc[imbalanced & ~hidden, "instrument"])
-    masked = sorted(table.loc[imbalanced & hidden, "instrument"])
+    imbalanced = table["imbalanced"].astype(bool).to_numpy()
+    visible = sorted(table.loc[imbalanced & ~few, "instrument"])
+    masked = sorted(table.loc[imbalanced & few, "instrument"])
     if visible:
         section.add_html(
             note_html(

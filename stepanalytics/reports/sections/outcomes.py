@@ -28,6 +28,13 @@ OUTCOME_CAPTION = (
 )
 
 
+OUTCOME_CAPTION_ALONE = (
+    "Each bar is the share of patients whose score had improved by at least the minimal "
+    "important change (MCID) by the end of the phase, with its 95% interval. Higher is "
+    "better. Bars resting on small counts are left out for privacy."
+)
+
+
 def section_outcomes(context: ReportContext) -> Section:
     """Change per outcome and phase, against the MCID, with all clinics alongside."""
     from stepanalytics.qi.indicators import outcome_indicators
@@ -47,16 +54,16 @@ def section_outcomes(context: ReportContext) -> Section:
     mine = outcome_indicators(context.selection, instruments=codes, by=(), follow_up="phase_end")
     everyone = (
         outcome_indicators(context.cohort, instruments=codes, by=(), follow_up="phase_end")
-        if context.clinic
-        else mine
+        if context.clinic and context.compare_with_all
+        else None
     )
     table = mine.table
     if table.empty:
         section.add_note("No patient has both a baseline and an end-of-phase score yet.")
         return section
     section.add_figure(
-        _responder_axes(table, everyone.table, threshold),
-        OUTCOME_CAPTION,
+        _responder_axes(table, None if everyone is None else everyone.table, threshold),
+        OUTCOME_CAPTION if everyone is not None else OUTCOME_CAPTION_ALONE,
     )
     for code in codes:
         rows = table[table["instrument"] == code]
@@ -127,21 +134,23 @@ def _safe_share(rows: pd.DataFrame, threshold: int) -> np.ndarray:
     return np.where(small, np.nan, rows["pct_responders"].to_numpy(dtype=float))
 
 
-def _responder_axes(mine: pd.DataFrame, everyone: pd.DataFrame, threshold: int) -> plt.Axes:
+def _responder_axes(mine: pd.DataFrame, everyone: pd.DataFrame | None, threshold: int) -> plt.Axes:
     codes = list(dict.fromkeys(mine["instrument"]))
     phases = sorted(mine["phase"].dropna().unique())
     _fig, ax = plt.subplots(figsize=(8, 3.8))
     width = 0.8 / max(len(codes), 1)
     for k, code in enumerate(codes):
         rows = mine[mine["instrument"] == code].set_index("phase").reindex(phases)
-        pooled = everyone[everyone["instrument"] == code].set_index("phase").reindex(phases)
         x = np.arange(len(phases)) + (k - (len(codes) - 1) / 2) * width
         share = _safe_share(rows.reset_index(), threshold)
         low = rows["responders_lower"].to_numpy(dtype=float)
         high = rows["responders_upper"].to_numpy(dtype=float)
         err = np.nan_to_num(np.vstack([share - low, high - share]), nan=0.0).clip(min=0.0)
         ax.bar(x, share, width, yerr=err, capsize=2, label=code)
-        ax.scatter(x, _safe_share(pooled.reset_index(), threshold), color="black", s=12, zorder=3)
+        if everyone is not None:  # the dots: all clinics' share of the same phase
+            pooled = everyone[everyone["instrument"] == code].set_index("phase").reindex(phases)
+            dots = _safe_share(pooled.reset_index(), threshold)
+            ax.scatter(x, dots, color="black", s=12, zorder=3)
     ax.set_xticks(np.arange(len(phases)), [f"phase {int(p)}" for p in phases])
     ax.set_ylabel("% reaching the MCID")
     ax.set_ylim(0, 100)

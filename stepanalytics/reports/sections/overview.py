@@ -10,10 +10,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from stepanalytics.qi.suppression import SUPPRESSED_MARK, small_cells, suppress_table
+from stepanalytics.qi.suppression import (
+    SUPPRESSED_MARK,
+    protect_frame,
+    small_cells,
+    suppress_table,
+)
 from stepanalytics.reports.context import ReportContext
-from stepanalytics.reports.display import Section, keyfacts_html, table_html
-from stepanalytics.reports.sections.common import protected_crosstab_html, protected_table_html
+from stepanalytics.reports.display import Section, keyfacts_html, note_html, table_html
+from stepanalytics.reports.sections.common import protected_crosstab_html
+from stepanalytics.reports.sections.descriptors import (
+    hide_zeros_beside_hidden,
+    shared_median,
+    shared_range,
+)
 
 REPORT_TITLES = {
     "qi": "Quality improvement report",
@@ -27,6 +37,13 @@ CASE_MIX_COLUMNS = {
     "employment": "Employment",
     "compensation_claim": "Compensation claim",
 }
+OTHER_CLINICS = "other clinics"
+NO_COMPARISON_NOTE = (
+    "The other clinics together have too few patients in this period to be shown beside "
+    "this clinic (their numbers would be all clinics minus this one), so this report shows "
+    "no all-clinics columns."
+)
+ALL_CLINICS = "all clinics"
 EXIT_ORDER = ("progressed", "completed", "stepped_down", "paused", "dropped_out", "ongoing")
 EXIT_COLOURS = {
     "progressed": "#3b7dbf",
@@ -67,8 +84,12 @@ def section_title(context: ReportContext, kind: str = "qi") -> Section:
     facts = [
         ("patients", _count(len(patients), threshold)),
         ("clinics", f"{patients['clinic_id'].nunique()}"),
-        ("enrolment months", f"{months.min()} to {months.max()}" if len(months) else "none"),
-        ("median follow-up (weeks)", f"{patients['last_contact_day'].median() / 7:.0f}"),
+        # Range ends and medians describe individuals unless enough patients share them.
+        ("enrolment months", shared_range(months, threshold=threshold)),
+        (
+            "median follow-up (weeks)",
+            shared_median(patients["last_contact_day"], threshold=threshold, scale=7.0),
+        ),
         ("instruments", f"{len(context.reported_instruments)}"),
     ]
     section.add_html(keyfacts_html(facts))
@@ -94,12 +115,17 @@ def _category_counts(patients: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _case_mix_table(context: ReportContext, column: str) -> pd.DataFrame:
-    """Patients per category: the clinic's column and, beside it, all clinics'."""
+    """Patients per category: the clinic's column and, beside it, the other clinics'.
+
+    The "all clinics" column a report shows is the sum of the two, so the
+    other clinics' counts (all minus this clinic) are protected as cells.
+    """
     here = f"clinic {context.clinic}" if context.clinic else "all clinics"
     frame = _category_counts(context.selection.patients, column).rename(here).to_frame()
-    if context.clinic:
-        everyone = _category_counts(context.cohort.patients, column).rename("all clinics")
-        frame = frame.join(everyone, how="outer")
+    if context.clinic and context.compare_with_all:
+        everyone = _category_counts(context.cohort.patients, column)
+        frame = frame.join(everyone.rename(OTHER_CLINICS), how="outer").fillna(0)
+        frame[OTHER_CLINICS] -= frame[here]
     return frame.fillna(0).astype(int).sort_index()
 
 
@@ -117,6 +143,8 @@ def section_cohort_overview(context: ReportContext) -> Section:
         "a different mix from the other clinics is not a quality problem, but it is "
         "why comparisons later in this report are risk-adjusted."
     )
+    if not context.compare_with_all:
+        section.add_note(NO_COMPARISON_NOTE)
     for column, label in CASE_MIX_COLUMNS.items():
         if column not in context.selection.patients.columns:
             continue
@@ -128,30 +156,50 @@ def section_cohort_overview(context: ReportContext) -> Section:
 
 
 def _counts_with_percent(counts: pd.DataFrame, *, threshold: int | None, caption: str) -> str:
-    """Counts and column percentages, small cells and their complements hidden."""
+    """Counts and column percentages, small cells and their complements hidden.
+
+    With a clinic, ``counts`` holds the clinic's and the other clinics'
+    columns; the table shows the clinic's and their sum, "all clinics"
+    (the other clinics' column is protected but not shown).  In a column
+    with a hidden cell the zeros are hidden too, and a percentage is shown
+    only beside a shown column total.
+    """
+    with_others = OTHER_CLINICS in counts.columns
     protected = suppress_table(
-        counts, threshold=threshold or 1, row_totals=False, column_totals=True
+        counts, threshold=threshold or 1, row_totals=with_others, column_totals=True
     )
     table = protected.table
     hidden = protected.hidden & (threshold is not None)
     if threshold is None:
         table = counts.copy()
-        table.loc["total"] = counts.sum(axis=0)
-    totals = counts.sum(axis=0)
+        if with_others:
+            table["total"] = counts.sum(axis=1)
+        table.loc["total"] = table.sum(axis=0)
+    if with_others:
+        table = table.drop(columns=OTHER_CLINICS).rename(columns={"total": ALL_CLINICS})
+        hidden = hidden.drop(columns=OTHER_CLINICS).rename(columns={"total": ALL_CLINICS})
+    if threshold is not None:
+        interior = [row for row in table.index if row != "total"]
+        hidden.loc[interior] = hide_zeros_beside_hidden(
+            table.loc[interior], hidden.loc[interior], axis="columns"
+        )
     shown = pd.DataFrame(index=table.index)
-    for column in counts.columns:
+    for column in table.columns:
+        total_hidden = bool(hidden.loc["total", column])
+        total = float(table.loc["total", column]) if not total_hidden else np.nan
         cells = []
         for row in table.index:
             if hidden.loc[row, column]:
                 cells.append(SUPPRESSED_MARK)
                 continue
             value = int(table.loc[row, column])
-            share = 100.0 * value / totals[column] if totals[column] else np.nan
-            cells.append(f"{value:,}" if row == "total" else f"{value:,} ({share:.0f}%)")
+            if row == "total" or not np.isfinite(total) or total == 0:
+                cells.append(f"{value:,}")
+            else:
+                cells.append(f"{value:,} ({100.0 * value / total:.0f}%)")
         shown[column] = cells
     shown.index.name = counts.index.name
-    html = table_html(shown.reset_index(), caption=f"{caption}: patients (column %).")
-    return html
+    return table_html(shown.reset_index(), caption=f"{caption}: patients (column %).")
 
 
 def _baseline_table(context: ReportContext) -> str:
@@ -174,17 +222,35 @@ def _baseline_table(context: ReportContext) -> str:
     if not rows:
         return table_html(pd.DataFrame({"instrument": [], "patients": []}))
     frame = pd.DataFrame(rows)
-    return protected_table_html(
-        frame,
-        counts=["patients"],
-        derived={c: ["patients"] for c in ("median", "lower quartile", "upper quartile")},
-        totals=False,
-        threshold=context.threshold,
-        caption=(
-            "Baseline scores (first score within the baseline window after enrolment): "
-            "patients with a baseline, median and quartiles."
-        ),
+    caption = (
+        "Baseline scores (first score within the baseline window after enrolment): "
+        "patients with a baseline, median and quartiles."
     )
+    threshold = context.threshold
+    if threshold is None:
+        return table_html(frame, caption=caption, digits=1)
+    # Every patient is due a baseline, and the completeness section publishes how many
+    # were due: "patients" is protected as a part of them, so that due minus patients
+    # (those without a baseline, hidden there when few) is not given back here.
+    due = frame.assign(due=len(context.selection.patients))
+    protected = protect_frame(
+        due, counts=["patients", "due"], parts=[("patients", "due")], totals=False,
+        threshold=threshold,
+    )  # fmt: skip
+    hidden = protected.hidden.drop(columns="due")
+    # A median of more than `threshold` scores describes no one; only a small group hides it.
+    few = small_cells(frame["patients"].to_numpy(), threshold=threshold)
+    for column in ("median", "lower quartile", "upper quartile"):
+        hidden[column] = few
+    shown = frame.round(1).astype(object).where(~hidden, SUPPRESSED_MARK)
+    html = table_html(shown, caption=caption)
+    if bool(hidden.to_numpy().any()):
+        html += note_html(
+            f"{SUPPRESSED_MARK} hidden to protect privacy: counts from 1 to {threshold}, and "
+            "counts whose difference from the patients due (in the completeness section) is "
+            "that small, are not shown."
+        )
+    return html
 
 
 def section_phase_flow(context: ReportContext) -> Section:
@@ -200,7 +266,10 @@ def section_phase_flow(context: ReportContext) -> Section:
         return section
     names = context.selection.phase_names()
     counts = pd.crosstab(phases["phase"], phases["exit_reason"])
-    counts = counts.reindex(columns=[c for c in EXIT_ORDER if c in counts.columns], fill_value=0)
+    # Every way of ending a stay gets a column, even when nobody ended that way: a table
+    # whose columns depend on the data says which exits the clinic's patients took.
+    extra = [c for c in counts.columns if c not in EXIT_ORDER]
+    counts = counts.reindex(columns=[*EXIT_ORDER, *extra], fill_value=0)
     counts.index = [f"{p} {names.get(int(p), '')}".strip() for p in counts.index]
     counts.index.name = "phase"
     threshold = context.threshold
@@ -209,6 +278,7 @@ def section_phase_flow(context: ReportContext) -> Section:
         hidden = suppress_table(counts, threshold=threshold).hidden.loc[
             hidden.index, counts.columns
         ]
+        hidden = hide_zeros_beside_hidden(counts, hidden, axis="rows")
     section.add_figure(
         _phase_flow_axes(counts, hidden),
         "Each bar is one phase; the segments show how the stays in that phase ended, as a "
@@ -223,6 +293,7 @@ def section_phase_flow(context: ReportContext) -> Section:
             threshold=threshold,
             caption="Phase stays by how they ended (counts).",
             index_name="phase",
+            zeros_beside_hidden="rows",
         )
     )
     return section

@@ -10,6 +10,7 @@ statistics, and the predicted mean trajectory along the typical phase path.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from stepanalytics.errors import AnalysisError, UsageError
 from stepanalytics.reports.context import ReportContext
@@ -26,31 +27,65 @@ TRAJECTORY_CAPTION = (
 )
 
 
+#: How the model description names each engine that can fit it.
+ENGINE_WORDS = {
+    "fast": "fast engine, validated against lme4",
+    "statsmodels": "statsmodels MixedLM, several optimizers keeping the best likelihood",
+}
+
+
+def model_description(engines: Sequence[str]) -> str:
+    """The plain-language model line, naming the engine(s) that actually ran.
+
+    Examples
+    --------
+    >>> print(model_description(["fast", "fast"])[:84])
+    Model: score ~ weeks in each phase + (weeks | patient), REML (fast engine, validated
+    """
+    named = [ENGINE_WORDS.get(e, f"{e} engine") for e in dict.fromkeys(engines)]
+    how = "; ".join(named) if named else "no model could be fitted"
+    return (
+        f"Model: score ~ weeks in each phase + (weeks | patient), REML ({how}); t-tests with "
+        "Satterthwaite degrees of freedom (as lmerTest)."
+    )
+
+
 def section_trajectories(
     context: ReportContext, instruments: Sequence[str] = ("odi", "pseq")
 ) -> Section:
     """Mixed-model trajectories of the chosen instruments, with the model tables."""
+    from stepanalytics.trajectories import fit_trajectory
+
     section = Section("Outcome trajectories (linear mixed models)")
-    section.add_text(
-        "Model: score ~ weeks in each phase + (weeks | patient), REML, fitted with several "
-        "optimizers keeping the best likelihood; t-tests with Satterthwaite degrees of "
-        "freedom (as lmerTest)."
-    )
     present = set(context.selection.instruments)
     codes = [c for c in instruments if c in present]
     if not codes:
+        section.add_text(model_description([]))
         return unavailable(section, "Trajectories", "none of the chosen instruments has scores.")
+    fits: dict[str, Any] = {}
     for code in codes:
-        _one_instrument(section, context, code)
+        try:
+            fits[code] = fit_trajectory(context.selection, code, piecewise=True)
+        except (AnalysisError, UsageError) as err:
+            fits[code] = err
+    engines = [
+        str(fit.fit_statistics["engine"].iloc[0])
+        for fit in fits.values()
+        if not isinstance(fit, Exception) and "engine" in fit.fit_statistics.columns
+    ]
+    section.add_text(model_description(engines))
+    for code, fit in fits.items():
+        _one_instrument(section, code, fit)
     return section
 
 
-def _one_instrument(section: Section, context: ReportContext, code: str) -> None:
-    from stepanalytics.trajectories import fit_trajectory, predict_trajectory
+def _one_instrument(section: Section, code: str, fit: Any) -> None:
+    from stepanalytics.trajectories import predict_trajectory
 
     section.add_heading(code)
     try:
-        fit = fit_trajectory(context.selection, code, piecewise=True)
+        if isinstance(fit, Exception):
+            raise fit
         prediction = predict_trajectory(fit, by="phase")
     except (AnalysisError, UsageError) as err:
         unavailable(section, f"The {code} trajectory", str(err))
