@@ -44,6 +44,8 @@ def protected_table_html(
     derived: Mapping[str, Sequence[str]] | None = None,
     parts: Sequence[tuple[str, str]] = (),
     totals: bool = True,
+    margins: Sequence[Sequence[str]] | None = None,
+    group_values: Mapping[str, Sequence[str]] | None = None,
     threshold: int | None,
     caption: str | None = None,
     digits: int = 1,
@@ -55,11 +57,13 @@ def protected_table_html(
     ----------
     frame : DataFrame
         One row per unit (clinic, phase, category); no identifier columns.
-    counts, derived, parts, totals
+    counts, derived, parts, totals, margins, group_values
         See :func:`stepanalytics.qi.suppression.protect_frame`: ``derived`` maps
         each derived column to the count columns it is computed from;
         ``totals=False`` when the rows are not parts of one whole (e.g.
-        different measures).
+        different measures); ``margins=[("phase",)]`` for a clinic x phase
+        table whose per-phase totals are published; ``group_values`` for
+        columns showing a group's total (a pooled rate).
     threshold : int or None
         Counts from 1 to ``threshold`` are hidden; None shows the table in full
         (research reports).
@@ -77,7 +81,14 @@ def protected_table_html(
     if enrolled is not None:
         frame = frame.assign(**{ENROLLED: enrolled})
     protected = protect_frame(
-        frame, counts=counts, derived=derived, parts=parts, totals=totals, threshold=threshold
+        frame,
+        counts=counts,
+        derived=derived,
+        parts=parts,
+        totals=totals,
+        margins=margins,
+        group_values=group_values,
+        threshold=threshold,
     )
     shown = (
         _rounded(protected.table, digits).astype(object).where(~protected.hidden, SUPPRESSED_MARK)

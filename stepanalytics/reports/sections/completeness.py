@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from stepanalytics.qi.suppression import SUPPRESSED_MARK, protect_frame, small_cells
@@ -43,63 +44,144 @@ def section_completeness(context: ReportContext) -> Section:
         section.add_note("No outcome instrument has scores in this selection.")
         return section
     threshold = context.suppression_threshold
-    mine = completeness_funnel(context.selection, instruments=codes, by=())
     label = f"clinic {context.clinic}" if context.clinic else "all clinics"
-    shown = mine.table.assign(group=label)
-    if context.clinic and context.compare_with_all:
-        pooled = completeness_funnel(context.cohort, instruments=codes, by=())
-        shown = pd.concat([shown, pooled.table.assign(group="all clinics")], ignore_index=True)
+    if context.clinic:
+        shown, hidden, result = _clinic_beside_all(context, codes, threshold, label)
+    else:
+        result = completeness_funnel(context.selection, instruments=codes, by=())
+        shown = result.table.assign(group=label)
+        hidden = _row_protection(shown, threshold)
     first = codes[0]
     plot = optional_function("stepanalytics.plots.qi", "plot_completeness")
     if plot is not None:
-        figure_data = replace(mine, table=shown, by=("group",))
+        # The figure draws the same protected values as the tables, nothing more.
+        drawn = shown.assign(percent=shown["percent"].mask(hidden["percent"]))
+        figure_data = replace(result, table=drawn.reset_index(drop=True), by=("group",))
         section.add_figure(
             plot(figure_data, instrument=first, threshold=threshold),
             f"{first}: " + COMPLETENESS_CAPTION,
         )
-    detail = shown[shown["instrument"] == first]
+    is_first = (shown["instrument"] == first).to_numpy()
     section.add_html(
         _detail_html(
-            detail[["group", "stage", "eligible", "measured", "percent"]].rename(
-                columns={"eligible": "due", "percent": "measured %"}
-            ),
+            shown[is_first],
+            hidden[is_first],
             threshold=threshold,
             caption=f"{first}: patients due a measurement at each stage, and measured.",
         )
     )
     if len(codes) > 1:
-        section.add_html(_compact(mine.table, codes, threshold, label))
+        mine = (shown["group"] == label).to_numpy()
+        section.add_html(_compact(shown[mine], hidden[mine], codes, label))
     _attrition(section, attrition_check(context.selection, instruments=codes), threshold)
     return section
 
 
-def _detail_html(detail: pd.DataFrame, *, threshold: int, caption: str) -> str:
-    """The first outcome's funnel, the clinic beside all clinics, protected.
+_FUNNEL_COLUMNS = [
+    "group",
+    "instrument",
+    "stage",
+    "stage_order",
+    "eligible",
+    "measured",
+    "percent",
+    "ci_lower",
+    "ci_upper",
+]
 
-    Beyond each row's own rule (due, measured and not measured from 1 to
-    the threshold are hidden), the all-clinics row minus the clinic's row
-    is the other clinics' count: where that difference is small, the
-    clinic's count is hidden too.
+
+def _clinic_beside_all(
+    context: ReportContext, codes: list[str], threshold: int, label: str
+) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
+    """The clinic's funnel and all clinics', from one protected clinic-by-clinic table.
+
+    All clinics minus the clinic is the other clinics' count; protected
+    apart, the two rows could leave that difference small.  So both come
+    from the committee table of the funnel split by clinic, protected
+    against each (instrument, stage) total over clinics: the clinic's rows
+    are its rows there, "all clinics" is that table's published totals
+    (withheld ones shown as ``*``), and every report of every clinic shows
+    cells of the same protected table.
+
+    Returns the rows shown (``group`` is the clinic's label or "all
+    clinics"), which of their ``eligible``, ``measured`` and ``percent``
+    are hidden, and the funnel result (for the figure).
     """
-    counts = ["due", "measured"]
+    from stepanalytics.qi.completeness import completeness_funnel
+
+    full = completeness_funnel(context.cohort, instruments=codes)
+    protected = full.committee_table(threshold=threshold)
+    here = (full.table["clinic_id"] == context.clinic).to_numpy()
+    mine = full.table.loc[here].assign(group=label)
+    hidden = protected.hidden.loc[here, ["eligible", "measured", "percent"]]
+    if not context.compare_with_all:
+        return mine[_FUNNEL_COLUMNS].reset_index(drop=True), hidden.reset_index(drop=True), full
+    totals = protected.totals(("instrument", "stage"))
+    order = full.table.drop_duplicates(["instrument", "stage"])[
+        ["instrument", "stage", "stage_order"]
+    ]
+    pooled = order.merge(totals, on=["instrument", "stage"], how="left")
+    pooled_hidden = pd.DataFrame(
+        {
+            "eligible": pooled["eligible"].isna().to_numpy(),
+            "measured": pooled["measured"].isna().to_numpy(),
+        }
+    )
+    pooled_hidden["percent"] = pooled_hidden["eligible"] | pooled_hidden["measured"]
+    eligible = pooled["eligible"].astype("Float64").fillna(0).to_numpy(dtype=float)
+    measured = pooled["measured"].astype("Float64").fillna(0).to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        percent = np.where(eligible > 0, 100 * measured / eligible, np.nan)
+    pooled = pooled.assign(
+        group="all clinics",
+        eligible=eligible.astype(np.int64),
+        measured=measured.astype(np.int64),
+        percent=percent,
+        ci_lower=np.nan,  # not shown; the figure's protection needs the columns
+        ci_upper=np.nan,
+    )
+    shown = pd.concat([mine[_FUNNEL_COLUMNS], pooled[_FUNNEL_COLUMNS]], ignore_index=True)
+    hidden = pd.concat([hidden, pooled_hidden], ignore_index=True)
+    return shown, hidden, full
+
+
+def _row_protection(shown: pd.DataFrame, threshold: int) -> pd.DataFrame:
+    """Which counts of a single funnel (one group per stage) are hidden."""
     protected = protect_frame(
-        detail,
-        counts=counts,
-        derived={"measured %": ["measured", "due"]},
-        parts=[("measured", "due")],
+        shown[["instrument", "stage", "eligible", "measured", "percent"]],
+        counts=["eligible", "measured"],
+        derived={"percent": ["measured", "eligible"]},
+        parts=[("measured", "eligible")],
         totals=False,
         threshold=threshold,
     )
-    hidden = protected.hidden.copy()
-    groups = detail["group"].unique()
+    return protected.hidden[["eligible", "measured", "percent"]]
+
+
+def _detail_html(
+    detail: pd.DataFrame, hidden: pd.DataFrame, *, threshold: int, caption: str
+) -> str:
+    """The first outcome's funnel, the clinic beside all clinics, protected.
+
+    ``hidden`` comes from the protection (:func:`_clinic_beside_all`).  As a
+    second guard, the all-clinics row minus the clinic's row (the other
+    clinics' count) is checked: where that difference is small, the
+    clinic's count is hidden too.
+    """
+    table = detail[["group", "stage", "eligible", "measured", "percent"]].reset_index(drop=True)
+    table = table.rename(columns={"eligible": "due", "percent": "measured %"})
+    mask = hidden.reset_index(drop=True).rename(
+        columns={"eligible": "due", "percent": "measured %"}
+    )
+    mask = mask.reindex(columns=table.columns, fill_value=False)
+    groups = table["group"].unique()
     if len(groups) == 2:
-        _hide_other_clinics(detail, hidden, clinic=str(groups[0]), threshold=threshold)
-    hidden["measured %"] |= hidden["due"] | hidden["measured"]
-    table = detail.copy()
+        _hide_other_clinics(table, mask, clinic=str(groups[0]), threshold=threshold)
+    mask["measured %"] |= mask["due"] | mask["measured"]
     table["measured %"] = table["measured %"].round(1)
-    shown = table.astype(object).where(~hidden, SUPPRESSED_MARK)
+    shown = table.astype(object).where(~mask, SUPPRESSED_MARK)
     html = table_html(shown, caption=caption)
-    if bool(hidden.to_numpy().any()):
+    if bool(mask.to_numpy().any()):
         html += note_html(
             f"{SUPPRESSED_MARK} hidden to protect privacy: counts from 1 to {threshold}, and "
             "values that would let a hidden count be worked out (also as all clinics minus "
@@ -133,19 +215,10 @@ def _hide_other_clinics(
                     changed = True
 
 
-def _compact(table: pd.DataFrame, codes: list[str], threshold: int, label: str) -> str:
-    """Measured % per stage (rows) and instrument (columns), small cells hidden."""
-    protected = protect_frame(
-        table[["instrument", "stage", "stage_order", "eligible", "measured", "percent"]],
-        counts=["eligible", "measured"],
-        derived={"percent": ["measured", "eligible"]},
-        parts=[("measured", "eligible")],
-        totals=False,
-        threshold=threshold,
-    )
-    cells = protected.table["percent"].round(0).astype(object)
-    cells = cells.where(~protected.hidden["percent"], SUPPRESSED_MARK)
-    frame = protected.table[["instrument", "stage", "stage_order"]].assign(cell=cells)
+def _compact(shown: pd.DataFrame, hidden: pd.DataFrame, codes: list[str], label: str) -> str:
+    """Measured % per stage (rows) and instrument (columns), hidden cells as ``*``."""
+    cells = shown["percent"].round(0).astype(object).where(~hidden["percent"], SUPPRESSED_MARK)
+    frame = shown[["instrument", "stage", "stage_order"]].assign(cell=cells)
     wide = frame.pivot_table(
         index=["stage_order", "stage"], columns="instrument", values="cell", aggfunc="first"
     )

@@ -12,13 +12,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from stepanalytics.qi.suppression import SUPPRESSED_MARK
 from stepanalytics.reports.context import ReportContext
-from stepanalytics.reports.display import Section
-from stepanalytics.reports.sections.common import (
-    phase_labels,
-    protect_text,
-    protected_table_html,
-)
+from stepanalytics.reports.display import Section, note_html, table_html
+from stepanalytics.reports.sections.common import phase_labels, protect_text
 
 OUTCOME_CAPTION = (
     "Each bar is the share of patients whose score had improved by at least the minimal "
@@ -51,22 +48,41 @@ def section_outcomes(context: ReportContext) -> Section:
         section.add_note("No outcome instrument has scores in this selection.")
         return section
     threshold = context.suppression_threshold
-    mine = outcome_indicators(context.selection, instruments=codes, by=(), follow_up="phase_end")
-    everyone = (
-        outcome_indicators(context.cohort, instruments=codes, by=(), follow_up="phase_end")
-        if context.clinic and context.compare_with_all
-        else None
-    )
-    table = mine.table
+    if context.clinic:
+        # One clinic-by-clinic table protected against each (phase, instrument) total:
+        # the clinic's rows and "all clinics" both come from it, so all clinics minus
+        # this clinic cannot give the other clinics' small count back.
+        full = outcome_indicators(
+            context.cohort, instruments=codes, by=("clinic_id",), follow_up="phase_end"
+        )
+        protected = full.committee_table(threshold=threshold)
+        here = (full.table["clinic_id"] == context.clinic).to_numpy()
+        table = full.table.loc[here].drop(columns="clinic_id").reset_index(drop=True)
+        hidden = protected.hidden.loc[here].drop(columns="clinic_id").reset_index(drop=True)
+        everyone = (
+            _pooled_shares(protected.totals(("phase", "instrument")))
+            if context.compare_with_all
+            else None
+        )
+        warnings = full.warnings
+    else:
+        mine = outcome_indicators(
+            context.selection, instruments=codes, by=(), follow_up="phase_end"
+        )
+        table = mine.table
+        hidden = mine.committee_table(threshold=threshold).hidden
+        everyone = None
+        warnings = mine.warnings
     if table.empty:
         section.add_note("No patient has both a baseline and an end-of-phase score yet.")
         return section
     section.add_figure(
-        _responder_axes(table, None if everyone is None else everyone.table, threshold),
+        _responder_axes(table, hidden, everyone),
         OUTCOME_CAPTION if everyone is not None else OUTCOME_CAPTION_ALONE,
     )
     for code in codes:
-        rows = table[table["instrument"] == code]
+        is_code = (table["instrument"] == code).to_numpy()
+        rows = table[is_code]
         if rows.empty:
             continue
         rows = rows.assign(phase=phase_labels(rows["phase"], context.selection.phase_names()))
@@ -96,60 +112,90 @@ def section_outcomes(context: ReportContext) -> Section:
                 "pct_crossed": "clinical to normal %",
             }
         )
-        section.add_html(
-            protected_table_html(
-                shown,
-                counts=["patients", "responders", "deteriorated", "clinical to normal"],
-                derived={
-                    "mean change": ["patients"],
-                    "CI lower": ["patients"],
-                    "CI upper": ["patients"],
-                    "responders %": ["responders", "patients"],
-                    "deteriorated %": ["deteriorated", "patients"],
-                    "clinical to normal %": ["clinical to normal", "patients"],
-                },
-                parts=[
-                    ("responders", "patients"),
-                    ("deteriorated", "patients"),
-                    ("clinical to normal", "patients"),
-                ],
-                totals=False,
-                threshold=threshold,
-                caption=f"{code}: change from baseline to the end of each phase.",
-            )
-        )
-    for warning in mine.warnings:
+        section.add_html(_indicator_html(shown, hidden[is_code], code=code, threshold=threshold))
+    for warning in warnings:
         section.add_note(protect_text(warning, threshold=threshold))
     return section
 
 
-def _safe_share(rows: pd.DataFrame, threshold: int) -> np.ndarray:
-    """Responder shares with those resting on a small count (or its complement) removed."""
-    responders = rows["responders"].to_numpy(dtype=float)
-    n = rows["n"].to_numpy(dtype=float)
-    small = ((responders >= 1) & (responders <= threshold)) | (
-        (n - responders >= 1) & (n - responders <= threshold)
+#: Report column -> indicator column it shows (the hidden mask is the indicator's).
+_SHOWN_FROM = {
+    "patients": "n",
+    "mean change": "mean_change",
+    "CI lower": "ci_lower",
+    "CI upper": "ci_upper",
+    "responders": "responders",
+    "responders %": "pct_responders",
+    "deteriorated": "deteriorated",
+    "deteriorated %": "pct_deteriorated",
+    "clinical to normal": "crossed",
+    "clinical to normal %": "pct_crossed",
+}
+
+
+def _indicator_html(shown: pd.DataFrame, hidden: pd.DataFrame, *, code: str, threshold: int) -> str:
+    """One outcome's indicator rows, hidden where the committee table hides them."""
+    shown = shown.reset_index(drop=True)
+    mask = pd.DataFrame(False, index=shown.index, columns=shown.columns)
+    for column, source in _SHOWN_FROM.items():
+        mask[column] = hidden[source].to_numpy(dtype=bool)
+    values = shown.copy()
+    for column in values.columns:
+        if pd.api.types.is_float_dtype(values[column]):
+            values[column] = values[column].round(1)
+    html = table_html(
+        values.astype(object).where(~mask, SUPPRESSED_MARK),
+        caption=f"{code}: change from baseline to the end of each phase.",
     )
-    small |= (n >= 1) & (n <= threshold)
-    return np.where(small, np.nan, rows["pct_responders"].to_numpy(dtype=float))
+    if bool(mask.to_numpy().any()):
+        html += note_html(
+            f"{SUPPRESSED_MARK} hidden to protect privacy: counts from 1 to {threshold}, and "
+            "values that would let a hidden count be worked out (also as all clinics minus "
+            "this clinic), are not shown."
+        )
+    return html
 
 
-def _responder_axes(mine: pd.DataFrame, everyone: pd.DataFrame | None, threshold: int) -> plt.Axes:
+def _pooled_shares(totals: pd.DataFrame) -> pd.DataFrame:
+    """All clinics' responder share per phase and instrument, from the published totals.
+
+    A withheld total (``<NA>``) leaves the share out.
+    """
+    n = totals["n"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    responders = totals["responders"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(n > 0, 100 * responders / n, np.nan)
+    return totals[["phase", "instrument"]].assign(pct_responders=share)
+
+
+def _safe_share(rows: pd.DataFrame, hidden: pd.DataFrame) -> np.ndarray:
+    """Responder shares, with those the committee table hides removed."""
+    gone = hidden["pct_responders"].to_numpy(dtype=bool) | hidden["n"].to_numpy(dtype=bool)
+    return np.where(gone, np.nan, rows["pct_responders"].to_numpy(dtype=float))
+
+
+def _responder_axes(
+    mine: pd.DataFrame, hidden: pd.DataFrame, everyone: pd.DataFrame | None
+) -> plt.Axes:
+    """Bars of the clinic's responder shares; dots of all clinics' (from published totals)."""
     codes = list(dict.fromkeys(mine["instrument"]))
     phases = sorted(mine["phase"].dropna().unique())
     _fig, ax = plt.subplots(figsize=(8, 3.8))
     width = 0.8 / max(len(codes), 1)
     for k, code in enumerate(codes):
-        rows = mine[mine["instrument"] == code].set_index("phase").reindex(phases)
-        x = np.arange(len(phases)) + (k - (len(codes) - 1) / 2) * width
-        share = _safe_share(rows.reset_index(), threshold)
+        is_code = (mine["instrument"] == code).to_numpy()
+        rows = mine[is_code].reset_index(drop=True)
+        share = _safe_share(rows, hidden[is_code].reset_index(drop=True))
+        position = {p: i for i, p in enumerate(phases)}
+        x = np.array([position[p] for p in rows["phase"]], dtype=float)
+        x = x + (k - (len(codes) - 1) / 2) * width
         low = rows["responders_lower"].to_numpy(dtype=float)
         high = rows["responders_upper"].to_numpy(dtype=float)
         err = np.nan_to_num(np.vstack([share - low, high - share]), nan=0.0).clip(min=0.0)
         ax.bar(x, share, width, yerr=err, capsize=2, label=code)
         if everyone is not None:  # the dots: all clinics' share of the same phase
-            pooled = everyone[everyone["instrument"] == code].set_index("phase").reindex(phases)
-            dots = _safe_share(pooled.reset_index(), threshold)
+            pooled = everyone[everyone["instrument"] == code].set_index("phase")
+            dots = pooled["pct_responders"].reindex(rows["phase"]).to_numpy(dtype=float)
             ax.scatter(x, dots, color="black", s=12, zorder=3)
     ax.set_xticks(np.arange(len(phases)), [f"phase {int(p)}" for p in phases])
     ax.set_ylabel("% reaching the MCID")

@@ -37,9 +37,23 @@ def _quarter(month: str) -> str:
     return f"{month[:4]}Q{(int(month[5:7]) - 1) // 3 + 1}"
 
 
-def _safe(counts: pd.Series, denominators: pd.Series | None, threshold: int) -> bool:
-    """True when no count (nor denominator minus count) is a small cell."""
+def _safe(
+    counts: pd.Series,
+    denominators: pd.Series | None,
+    threshold: int,
+    *,
+    patients: pd.Series | None = None,
+) -> bool:
+    """True when no count (nor denominator minus count, nor patients at risk) is small.
+
+    ``patients`` is, per point, the number of patients the point describes
+    (for a rate per patient-week, the most patients in care in any month of
+    the quarter): a rate of a few patients describes them even when its
+    denominator is time.
+    """
     bad = small_cells(counts.to_numpy(dtype=float), threshold=threshold)
+    if patients is not None:
+        bad |= small_cells(patients.to_numpy(dtype=float), threshold=threshold)
     if denominators is not None:
         rest = denominators.to_numpy(dtype=float) - counts.to_numpy(dtype=float)
         bad |= small_cells(denominators.to_numpy(dtype=float), threshold=threshold)
@@ -68,7 +82,9 @@ def section_control_charts(context: ReportContext) -> Section:
         if built is None:
             continue
         data, chart = built
-        if not _safe(data["count"], data.get("denominator"), threshold):
+        if not _safe(
+            data["count"], data.get("denominator"), threshold, patients=data.get("patients")
+        ):
             section.add_note(
                 f"{what}: too few patients per quarter to draw a chart without revealing "
                 "small counts; see the tables above for the period as a whole.",
@@ -89,9 +105,11 @@ def _safety_chart(context: ReportContext) -> tuple[Built, str]:
     if series.empty:
         return None, ""
     series = series.assign(quarter=series["month"].map(_quarter))
-    quarterly = (
-        series.groupby("quarter", sort=True)[["events", "patient_weeks"]].sum().reset_index()
-    )
+    by_quarter = series.groupby("quarter", sort=True)
+    quarterly = by_quarter[["events", "patient_weeks"]].sum().reset_index()
+    # Patients in care differ from month to month; the quarter's busiest month is a
+    # floor for the patients a point describes (a sum would count them up to 3 times).
+    patients = by_quarter["patients"].max().to_numpy()
     what = "Flare-ups per 100 patient-weeks (U chart)"
     chart = control_chart(
         quarterly,
@@ -102,7 +120,8 @@ def _safety_chart(context: ReportContext) -> tuple[Built, str]:
         multiply=100,
         title=what,
     )
-    data = pd.DataFrame({"count": quarterly["events"]})  # exposure is time, not people
+    # exposure is time, not people: the patients behind each point are checked instead
+    data = pd.DataFrame({"count": quarterly["events"], "patients": patients})
     return (data, chart), what
 
 
