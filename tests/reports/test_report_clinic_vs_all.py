@@ -4,7 +4,9 @@ On the audit cohort (``stepanalytics synth OUT --patients 300 --clinics 6
 --seed 1``; C04 has 8 patients and gets no committee report) every clinic's
 completeness and outcome sections are rendered and the arithmetic a reader
 would do is done on them: the all-clinics count minus the clinic's count,
-for due, measured and not measured, and for each outcome count.
+for due, measured and not measured, and for each outcome count.  The
+all-clinics report (no clinic) is set beside every clinic's report the same
+way: its counts are the totals of the same protected clinic-by-clinic table.
 """
 
 from __future__ import annotations
@@ -168,3 +170,117 @@ def test_safety_chart_needs_more_patients_than_the_threshold_each_quarter() -> N
     assert not _safe(events, None, T, patients=pd.Series([5, 40]))
     assert _safe(events, None, T, patients=pd.Series([11, 40]))
     assert _safe(events, None, T, patients=pd.Series([0, 40]))
+
+
+# --- the all-clinics report set beside each clinic's report ------------------------------
+
+
+@pytest.fixture(scope="module")
+def all_clinics_sections(c1: Path) -> dict[str, list[list[list[str]]]]:
+    """The all-clinics QI report's completeness and outcome tables, rendered once."""
+    context = report.prepare_report(str(c1))
+    assert context.clinic is None
+    return {
+        "completeness": _tables(report.section_completeness(context)._repr_html_()),
+        "outcomes": _tables(report.section_outcomes(context)._repr_html_()),
+    }
+
+
+@pytest.fixture(scope="module")
+def clinic_sections(c1: Path) -> dict[str, dict[str, list[list[list[str]]]]]:
+    """Each clinic's QI report's completeness and outcome tables, rendered once."""
+    out = {}
+    for clinic in CLINICS:
+        context = report.prepare_report(str(c1), clinic=clinic)
+        out[clinic] = {
+            "completeness": _tables(report.section_completeness(context)._repr_html_()),
+            "outcomes": _tables(report.section_outcomes(context)._repr_html_()),
+        }
+    return out
+
+
+def _funnel_rows(detail: list[list[str]], group: str) -> dict[str, list[float | None]]:
+    """Stage -> [due, measured] of one group of a completeness detail table (None: hidden)."""
+    assert detail[0] == ["group", "stage", "due", "measured", "measured %"]
+    return {r[1]: [_number(v) for v in r[2:4]] for r in detail[1:] if r[0] == group}
+
+
+@pytest.mark.parametrize("clinic", CLINICS)
+def test_all_clinics_report_minus_a_clinic_report_completeness_is_never_small(
+    all_clinics_sections: dict[str, list[list[list[str]]]],
+    clinic_sections: dict[str, dict[str, list[list[list[str]]]]],
+    clinic: str,
+) -> None:
+    """Due, measured and not measured: all-clinics report minus the clinic's report."""
+    everyone = _funnel_rows(all_clinics_sections["completeness"][0], "all clinics")
+    mine = _funnel_rows(clinic_sections[clinic]["completeness"][0], f"clinic {clinic}")
+    assert everyone and set(mine) <= set(everyone)
+    checked = 0
+    for stage, (due, measured) in mine.items():
+        all_due, all_measured = everyone[stage]
+        for value, total in ((due, all_due), (measured, all_measured)):
+            if value is not None and total is not None:
+                checked += 1
+                assert not small(total - value), (stage, total, value)
+        if None not in (due, measured, all_due, all_measured):
+            assert due is not None and measured is not None  # for mypy
+            assert all_due is not None and all_measured is not None
+            assert not small((all_due - all_measured) - (due - measured)), stage
+    assert checked > 0  # the check ran on shown numbers
+
+
+def test_all_clinics_line_is_the_same_in_every_report(
+    all_clinics_sections: dict[str, list[list[list[str]]]],
+    clinic_sections: dict[str, dict[str, list[list[list[str]]]]],
+) -> None:
+    """The all-clinics report's funnel is the line every clinic's report shows beside it."""
+    everyone = [r for r in all_clinics_sections["completeness"][0][1:] if r[0] == "all clinics"]
+    assert everyone
+    for clinic in CLINICS:
+        beside = [
+            r for r in clinic_sections[clinic]["completeness"][0][1:] if r[0] == "all clinics"
+        ]
+        assert beside == everyone, clinic
+
+
+def _outcome_rows(tables: list[list[list[str]]]) -> list[dict[int, dict[str, float | None]]]:
+    """Per outcome table: phase -> shown counts (None: hidden)."""
+    out = []
+    for table in tables:
+        header = table[0]
+        assert header[0] == "phase"
+        out.append(
+            {
+                int(row[0].split()[0]): {
+                    column: _number(row[header.index(column)]) for column in _OUTCOME_COUNTS
+                }
+                for row in table[1:]
+            }
+        )
+    return out
+
+
+@pytest.mark.parametrize("clinic", CLINICS)
+def test_all_clinics_report_minus_a_clinic_report_outcomes_is_never_small(
+    c1: Path,
+    all_clinics_sections: dict[str, list[list[list[str]]]],
+    clinic_sections: dict[str, dict[str, list[list[list[str]]]]],
+    clinic: str,
+) -> None:
+    """Patients, responders, deteriorated, clinical to normal: all clinics minus the clinic."""
+    everyone_codes = report.prepare_report(str(c1)).reported_instruments
+    everyone_rows = _outcome_rows(all_clinics_sections["outcomes"])
+    everyone = dict(zip(everyone_codes, everyone_rows, strict=True))
+    codes = report.prepare_report(str(c1), clinic=clinic).reported_instruments
+    mine = dict(zip(codes, _outcome_rows(clinic_sections[clinic]["outcomes"]), strict=True))
+    checked = 0
+    for code, phases in mine.items():
+        for phase, counts in phases.items():
+            totals = everyone[code][phase]
+            for column, value in counts.items():
+                total = totals[column]
+                if value is None or total is None:
+                    continue
+                checked += 1
+                assert not small(total - value), (code, phase, column, total, value)
+    assert checked > 0

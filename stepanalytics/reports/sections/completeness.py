@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stepanalytics.qi.suppression import SUPPRESSED_MARK, protect_frame, small_cells
+from stepanalytics.qi.suppression import SUPPRESSED_MARK, ProtectedFrame, small_cells
 from stepanalytics.reports.context import ReportContext
 from stepanalytics.reports.display import Section, note_html, table_html
 from stepanalytics.reports.sections.common import optional_function
@@ -48,9 +48,10 @@ def section_completeness(context: ReportContext) -> Section:
     if context.clinic:
         shown, hidden, result = _clinic_beside_all(context, codes, threshold, label)
     else:
-        result = completeness_funnel(context.selection, instruments=codes, by=())
-        shown = result.table.assign(group=label)
-        hidden = _row_protection(shown, threshold)
+        # The all-clinics line of this report is the one every clinic's report shows:
+        # the published totals of the protected clinic-by-clinic table.
+        result = completeness_funnel(context.cohort, instruments=codes)
+        shown, hidden = _pooled_rows(result, result.committee_table(threshold=threshold))
     first = codes[0]
     plot = optional_function("stepanalytics.plots.qi", "plot_completeness")
     if plot is not None:
@@ -116,18 +117,35 @@ def _clinic_beside_all(
     hidden = protected.hidden.loc[here, ["eligible", "measured", "percent"]]
     if not context.compare_with_all:
         return mine[_FUNNEL_COLUMNS].reset_index(drop=True), hidden.reset_index(drop=True), full
+    pooled, pooled_hidden = _pooled_rows(full, protected)
+    shown = pd.concat([mine[_FUNNEL_COLUMNS], pooled], ignore_index=True)
+    hidden = pd.concat([hidden, pooled_hidden], ignore_index=True)
+    return shown, hidden, full
+
+
+def _pooled_rows(full: Any, protected: ProtectedFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The "all clinics" funnel: the published totals of the clinic-by-clinic table.
+
+    Both the all-clinics report and every clinic's report show these rows,
+    so all clinics minus a clinic is always a difference of cells of one
+    protected table.  A withheld total (``<NA>``) is hidden, and so is the
+    percentage computed from it.
+
+    Returns the rows (``group`` "all clinics", in the funnel's stage order)
+    and which of their ``eligible``, ``measured`` and ``percent`` are hidden.
+    """
     totals = protected.totals(("instrument", "stage"))
     order = full.table.drop_duplicates(["instrument", "stage"])[
         ["instrument", "stage", "stage_order"]
     ]
     pooled = order.merge(totals, on=["instrument", "stage"], how="left")
-    pooled_hidden = pd.DataFrame(
+    hidden = pd.DataFrame(
         {
             "eligible": pooled["eligible"].isna().to_numpy(),
             "measured": pooled["measured"].isna().to_numpy(),
         }
     )
-    pooled_hidden["percent"] = pooled_hidden["eligible"] | pooled_hidden["measured"]
+    hidden["percent"] = hidden["eligible"] | hidden["measured"]
     eligible = pooled["eligible"].astype("Float64").fillna(0).to_numpy(dtype=float)
     measured = pooled["measured"].astype("Float64").fillna(0).to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -140,22 +158,7 @@ def _clinic_beside_all(
         ci_lower=np.nan,  # not shown; the figure's protection needs the columns
         ci_upper=np.nan,
     )
-    shown = pd.concat([mine[_FUNNEL_COLUMNS], pooled[_FUNNEL_COLUMNS]], ignore_index=True)
-    hidden = pd.concat([hidden, pooled_hidden], ignore_index=True)
-    return shown, hidden, full
-
-
-def _row_protection(shown: pd.DataFrame, threshold: int) -> pd.DataFrame:
-    """Which counts of a single funnel (one group per stage) are hidden."""
-    protected = protect_frame(
-        shown[["instrument", "stage", "eligible", "measured", "percent"]],
-        counts=["eligible", "measured"],
-        derived={"percent": ["measured", "eligible"]},
-        parts=[("measured", "eligible")],
-        totals=False,
-        threshold=threshold,
-    )
-    return protected.hidden[["eligible", "measured", "percent"]]
+    return pooled[_FUNNEL_COLUMNS].reset_index(drop=True), hidden
 
 
 def _detail_html(

@@ -66,13 +66,17 @@ def section_outcomes(context: ReportContext) -> Section:
         )
         warnings = full.warnings
     else:
-        mine = outcome_indicators(
-            context.selection, instruments=codes, by=(), follow_up="phase_end"
+        # The counts of all clinics are the published totals of the same protected
+        # clinic-by-clinic table that every clinic's report shows "all clinics" from:
+        # this report minus a clinic's report is then a difference of cells of one table.
+        full = outcome_indicators(
+            context.cohort, instruments=codes, by=("clinic_id",), follow_up="phase_end"
         )
-        table = mine.table
-        hidden = mine.committee_table(threshold=threshold).hidden
+        pooled = outcome_indicators(context.cohort, instruments=codes, by=(), follow_up="phase_end")
+        totals = full.committee_table(threshold=threshold).totals(("phase", "instrument"))
+        table, hidden = _pooled_indicators(pooled.table, totals)
         everyone = None
-        warnings = mine.warnings
+        warnings = pooled.warnings
     if table.empty:
         section.add_note("No patient has both a baseline and an end-of-phase score yet.")
         return section
@@ -166,6 +170,56 @@ def _pooled_shares(totals: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(n > 0, 100 * responders / n, np.nan)
     return totals[["phase", "instrument"]].assign(pct_responders=share)
+
+
+#: Count columns of the indicator table; each share's count and denominator.
+_COUNTS = ("n", "responders", "n_rci", "deteriorated", "n_clinical", "crossed")
+_SHARE_PARTS = {
+    "responders": "n",
+    "deteriorated": "n_rci",
+    "crossed": "n_clinical",
+}
+
+
+def _pooled_indicators(
+    pooled: pd.DataFrame, totals: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All clinics' indicator rows with their counts from the published totals.
+
+    ``pooled`` is the indicator table over all clinics (``by=()``), for the
+    mean change and the intervals; ``totals`` the clinic-by-clinic committee
+    table's totals by (phase, instrument).  Each count is the published
+    total (a withheld one is hidden); each share is computed from the
+    totals and hidden with its count or denominator; the mean change, its
+    standard error and interval are hidden with ``n`` (the interval's width
+    over the standard error gives ``n`` back).
+
+    Returns the rows and the hidden mask (same columns).
+    """
+    keys = ["phase", "instrument"]
+    table = pooled.reset_index(drop=True)
+    published = table[keys].merge(totals[[*keys, *_COUNTS]], on=keys, how="left")
+    hidden = pd.DataFrame(False, index=table.index, columns=table.columns)
+    counts = {}
+    for column in _COUNTS:
+        values = published[column].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        hidden[column] = np.isnan(values)
+        counts[column] = values
+        table[column] = np.nan_to_num(values, nan=0.0).astype(np.int64)
+    for column in ("mean_change", "std_error", "ci_lower", "ci_upper"):
+        if column in hidden.columns:
+            hidden[column] = hidden["n"].to_numpy()
+    for name, denominator in _SHARE_PARTS.items():
+        gone = hidden[name].to_numpy() | hidden[denominator].to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(
+                counts[denominator] > 0, 100 * counts[name] / counts[denominator], np.nan
+            )
+        table[f"pct_{name}"] = share
+        for column in (f"pct_{name}", f"{name}_lower", f"{name}_upper"):
+            if column in hidden.columns:
+                hidden[column] = gone
+    return table, hidden
 
 
 def _safe_share(rows: pd.DataFrame, hidden: pd.DataFrame) -> np.ndarray:
