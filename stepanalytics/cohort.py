@@ -8,7 +8,7 @@ so holding a Cohort means holding data that met the contract.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,9 @@ class Cohort:
         Where the data came from and a SHA-256 of the files read.
     notes : tuple of str
         Documented changes made while loading (defaults filled in, ...).
+    tables_read : tuple of str
+        The tables read (``load_cohort(..., tables=...)``); the others are
+        empty because they were not read, not because the registry has none.
 
     Examples
     --------
@@ -72,6 +75,7 @@ class Cohort:
     fingerprint: str = ""
     notes: tuple[str, ...] = ()
     baseline_window_days: int = BASELINE_WINDOW_DAYS
+    tables_read: tuple[str, ...] = TABLE_ORDER
 
     # -- construction -------------------------------------------------------
     @classmethod
@@ -210,7 +214,9 @@ class Cohort:
         by_exit = pd.crosstab(ph["phase"], ph["exit_reason"])
         lines.append("  stays by phase and how they ended:")
         lines.extend("    " + row for row in by_exit.to_string().splitlines())
-        if self.assessments.empty:
+        if "assessments" not in self.tables_read:
+            lines.append("  scores: not read (load_cohort was asked for other tables)")
+        elif self.assessments.empty:
             lines.append("  scores: none")
         else:
             counts = self.assessments.groupby("instrument").agg(
@@ -244,13 +250,15 @@ class Cohort:
             "items": self.items,
             "events": self.events,
         }
-        return {k: v.reset_index(drop=True) for k, v in tables.items()}
+        # A table that was not read is not empty: leave it out rather than write it so.
+        return {k: v.reset_index(drop=True) for k, v in tables.items() if k in self.tables_read}
 
 
 def load_cohort(
     path: str | os.PathLike[str],
     *,
     clinics: Sequence[str] | None = None,
+    tables: Collection[str] | None = None,
     registry: Registry | None = None,
 ) -> Cohort:
     """Read and validate a cohort folder (CSV or Parquet tables) or DuckDB file.
@@ -265,7 +273,14 @@ def load_cohort(
         Load only these clinics' patients and their rows.  DuckDB files and
         Parquet tables (single files or folders partitioned by clinic) filter
         while reading, so one clinic of a large registry is cheap to load;
-        validation then covers the rows loaded.
+        validation covers the rows loaded, plus the rules no clinic's rows
+        show (repeated patient_id, empty clinic_id, rows of unknown
+        patients) checked in the whole registry by DuckDB queries.
+    tables : collection of str, optional
+        Read only the tables an analysis needs: some of ``"assessments"``,
+        ``"items"``, ``"events"`` (None: all).  patients and phases are
+        always read; assessments and items are read together (scores come
+        from both).  Tables not read are empty (``Cohort.tables_read``).
     registry : Registry, optional
         Instrument registry, e.g. ``get_registry(extra="my_instruments.yaml")``
         for instruments of the user's own; the built-in one by default.
@@ -278,6 +293,8 @@ def load_cohort(
     ------
     CohortError
         Listing every problem found (table, column, rows, examples, fix).
+    UsageError
+        When ``tables`` names a table that is not in the contract.
 
     Examples
     --------
@@ -287,8 +304,10 @@ def load_cohort(
     >>> _ = write_synthetic_cohort(folder, n_patients=50, n_clinics=2, seed=3)
     >>> load_cohort(folder).n_patients
     50
+    >>> load_cohort(folder, tables=["events"]).tables_read
+    ('patients', 'phases', 'events')
     """
-    return _build(read_raw_cohort(path, clinics=clinics), registry)
+    return _build(read_raw_cohort(path, clinics=clinics, tables=tables), registry)
 
 
 def _build(raw: RawCohort, registry: Registry | None = None) -> Cohort:
@@ -327,6 +346,7 @@ def _build(raw: RawCohort, registry: Registry | None = None) -> Cohort:
         source=raw.source,
         fingerprint=raw.fingerprint,
         notes=tuple(notes),
+        tables_read=raw.tables_read,
     )
 
 

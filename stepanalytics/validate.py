@@ -1,11 +1,10 @@
 """Check a cohort as read against the data contract, collecting every problem.
 
-The order of work: required tables, the identifier guard, column types
-(:mod:`stepanalytics.parse`), the protocol, then the rules that tie tables
-together (known patients, days within follow-up, phase stays that follow each
-other, unique keys), then instrument ranges.  Nothing stops at the first
-problem; :func:`validate_tables` raises one :class:`CohortError` listing them
-all, or returns the typed tables.
+Order: required tables, the identifier guard, column types (:mod:`.parse`),
+the protocol, the rules that tie tables together (known patients, days within
+follow-up, stays that follow each other, unique keys), instrument ranges, and
+when only some clinics were read the registry-wide rules
+(:mod:`.io.registry_checks`).  One :class:`CohortError` lists every problem.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from stepanalytics.contract import (
     UNIQUE_KEYS,
 )
 from stepanalytics.errors import CohortError, Problem
+from stepanalytics.io.registry_checks import merge_registry_problems
 from stepanalytics.io.tables import RawCohort
 from stepanalytics.keys import duplicated_keys
 
@@ -62,14 +62,11 @@ def validate_tables(raw: RawCohort, *, registry: Registry | None = None) -> Vali
     """
     problems: list[Problem] = []
     notes = list(raw.notes)
-    for name in REQUIRED_TABLES:
-        if name not in raw.tables:
-            problems.append(
-                Problem(
-                    name, None, "required table is missing", f"add {name}.csv or {name}.parquet"
-                )
-            )
-    if "assessments" not in raw.tables and "items" not in raw.tables:
+    for name in (n for n in REQUIRED_TABLES if n not in raw.tables):
+        fix = f"add {name}.csv or {name}.parquet"
+        problems.append(Problem(name, None, "required table is missing", fix))
+    scores_read = {"assessments", "items"} & set(raw.tables_read)  # tables= may leave them out
+    if scores_read and "assessments" not in raw.tables and "items" not in raw.tables:
         problems.append(
             Problem(
                 "assessments",
@@ -101,19 +98,15 @@ def validate_tables(raw: RawCohort, *, registry: Registry | None = None) -> Vali
         broken, "patients", ("patient_id", "last_contact_day")
     ):
         patients = typed["patients"]
-        if "protocol" not in patients.columns or patients["protocol"].isna().any():
-            n_default = (
-                len(patients)
-                if "protocol" not in patients.columns
-                else int(patients["protocol"].isna().sum())
-            )
+        if "protocol" not in patients.columns:
+            patients["protocol"] = pd.Series(None, index=patients.index, dtype=object)
+        n_default = int(patients["protocol"].isna().sum())
+        if n_default:
             notes.append(f"{n_default} patients without a protocol follow '{DEFAULT_PROTOCOL}'")
-            base = patients["protocol"] if "protocol" in patients.columns else None
-            patients["protocol"] = (
-                DEFAULT_PROTOCOL if base is None else base.where(base.notna(), DEFAULT_PROTOCOL)
-            )
+            base = patients["protocol"]
+            patients["protocol"] = base.where(base.notna(), DEFAULT_PROTOCOL)
         problems.extend(check_patients(patients, protocols))
-        lookup = patients.set_index("patient_id", drop=False)
+        lookup = patients.assign(_row=patients.index).set_index("patient_id", drop=False)
         lookup = lookup[~lookup.index.duplicated()]
         for name in ("phases", "assessments", "items", "events"):
             if name in typed and not _has_broken(broken, name, ("patient_id",)):
@@ -124,12 +117,13 @@ def validate_tables(raw: RawCohort, *, registry: Registry | None = None) -> Vali
             problems.extend(check_phases(typed["phases"], lookup, protocols))
     # Duplicate items are reported by the instrument checks, with the item named.
     for name, key in UNIQUE_KEYS.items():
-        if name in ("patients", "items"):
+        if name in ("patients", "items") or name not in typed:
             continue
-        if name in typed and not _has_broken(broken, name, key):
+        if not _has_broken(broken, name, key):
             problems.extend(check_unique(name, typed[name], key))
     problems.extend(_check_instruments(typed, registry, protocols))
-
+    if raw.registry_checked:  # the whole store's answer replaces that of the rows read
+        problems = merge_registry_problems(problems, raw.registry_problems)
     if problems:
         raise CohortError(problems, source=raw.source)
     return ValidTables(typed, protocols, notes)
@@ -325,12 +319,13 @@ def check_phases(
     )
 
     without = ~patients.index.isin(phases["patient_id"].unique())
-    if without.any():
+    if without.any():  # rows as stored (``_row``), not as positions in the lookup
+        rows = patients["_row"].to_numpy() if "_row" in patients else np.arange(len(patients))
         found.append(
             Problem.from_mask(
                 "patients",
                 "patient_id",
-                patients.reset_index(drop=True),
+                patients.set_axis(rows),
                 without,
                 "the patient has no phase stay",
                 "add the patient's stays to phases (the first starts on day 0)",

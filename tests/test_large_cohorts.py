@@ -123,3 +123,34 @@ def test_errors_in_filtered_duckdb_point_at_stored_rows(tmp_path: Path) -> None:
     with pytest.raises(CohortError) as info:
         load_cohort(db, clinics=["C2"])
     assert "assessments.day" in str(info.value) and "rows: 2" in str(info.value)
+
+
+def test_errors_in_filtered_parquet_point_at_stored_rows(tmp_path: Path) -> None:
+    patients = pd.DataFrame(
+        {
+            "patient_id": ["A", "B", "C"],
+            "clinic_id": ["C1", "C2", "C2"],
+            "enrolled_month": ["2025-01"] * 3,
+            "last_contact_day": [10, 10, -1],
+        }
+    )
+    phases = pd.DataFrame(
+        {
+            "patient_id": ["A", "B", "C"],
+            "phase": [1, 1, 1],
+            "start_day": [0, 0, 0],
+            "end_day": [None, None, None],
+            "exit_reason": ["ongoing"] * 3,
+        }
+    )
+    scores = pd.DataFrame(
+        {"patient_id": ["A", "B"], "day": [1, 1], "instrument": ["odi"] * 2, "score": [10.0] * 2}
+    )
+    folder = write_tables(
+        {"patients": patients, "phases": phases, "assessments": scores},
+        tmp_path / "pq",
+        fmt="parquet",
+    )
+    with pytest.raises(CohortError) as info:
+        load_cohort(folder, clinics=["C2"])
+    assert "patients.last_contact_day" in str(info.value) and "rows: 3 " in str(info.value)

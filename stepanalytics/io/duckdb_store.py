@@ -1,7 +1,9 @@
 """The embedded DuckDB store: a cohort's tables in one file.
 
 Written atomically (temporary file, then rename).  Read whole, or only some
-clinics: the filter runs inside DuckDB, so pandas sees only the rows needed.
+clinics and some tables: the filter runs inside DuckDB, so pandas sees only
+the rows needed, and tables not asked for are never scanned.  A read of some
+clinics also runs the registry-wide rules over the whole store.
 The protocol text is kept in a table ``_protocol``.
 """
 
@@ -10,71 +12,130 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from stepanalytics.contract import TABLE_ORDER
+from stepanalytics.errors import CohortError, Problem
 from stepanalytics.io.arrow_frames import arrow_to_frame
+from stepanalytics.io.file_state import file_state, remembered
+from stepanalytics.io.registry_checks import duckdb_table_source, registry_problems
+
+if TYPE_CHECKING:
+    import duckdb
 
 PROTOCOL_TABLE = "_protocol"
 
 
 def read_duckdb_tables(
-    path: Path, *, clinics: Sequence[str] | None = None
-) -> tuple[dict[str, pd.DataFrame], str | None]:
+    path: Path,
+    *,
+    clinics: Sequence[str] | None = None,
+    tables: Collection[str] = TABLE_ORDER,
+) -> tuple[dict[str, pd.DataFrame], str | None, list[Problem]]:
     """Read the contract tables (and protocol text) from a DuckDB file.
 
-    With ``clinics``, only those clinics' patients and their rows are read.
-    The index of each frame is the table's DuckDB row id, so problem reports
-    point at stored rows.
+    Parameters
+    ----------
+    path : Path
+        The DuckDB file.
+    clinics : sequence of str, optional
+        Read only those clinics' patients and their rows; the registry-wide
+        rules (:mod:`stepanalytics.io.registry_checks`) then run over the
+        whole store, on the tables in ``tables``.
+    tables : collection of str
+        Names of the tables to read; the others are not touched.
+
+    Returns
+    -------
+    tables : dict of str to DataFrame
+        Indexed by the table's DuckDB row id, so problem reports point at
+        stored rows.
+    protocol_text : str or None
+    registry_problems : list of Problem
+        Empty unless ``clinics`` is given.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd
+    >>> db = write_duckdb({"patients": pd.DataFrame({"patient_id": ["P1", "P2"],
+    ...     "clinic_id": ["C1", "C2"]})}, pathlib.Path(tempfile.mkdtemp()) / "r.duckdb")
+    >>> read, _, wide = read_duckdb_tables(db, clinics=["C2"])
+    >>> read["patients"]["patient_id"].tolist(), wide
+    (['P2'], [])
     """
     import duckdb
 
-    tables: dict[str, pd.DataFrame] = {}
+    out: dict[str, pd.DataFrame] = {}
     protocol_text = None
+    problems: list[Problem] = []
     with duckdb.connect(str(path), read_only=True) as con:
         present = {
             row[0]
             for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
         }
+        wanted = [name for name in TABLE_ORDER if name in present and name in tables]
+        columns = {name: _columns(con, name) for name in wanted}
         where = ""
         if clinics is not None:
+            if "clinic_id" not in columns.get("patients", ("clinic_id",)):
+                raise CohortError(
+                    [Problem("patients", "clinic_id", "required column is missing",
+                             "add the column 'clinic_id' to patients (see docs/data-contract.md)")],
+                    source=str(path),
+                )  # fmt: skip
+            # The same for every clinic read from this file: checked once per process.
+            problems = remembered(
+                f"registry checks {','.join(wanted)}",
+                file_state(path),
+                lambda: registry_problems(
+                    con, {name: duckdb_table_source(con, name) for name in wanted}
+                ),
+            )
             con.execute("CREATE TEMP TABLE _clinics (clinic_id VARCHAR)")
             con.executemany("INSERT INTO _clinics VALUES (?)", [[c] for c in clinics])
             where = "WHERE clinic_id IN (SELECT clinic_id FROM _clinics)"
-        for name in TABLE_ORDER:
-            if name not in present:
-                continue
-            if clinics is None or name == "patients":
-                query = (
-                    f'SELECT rowid AS _row, * FROM "{name}" {where if name == "patients" else ""}'
-                )
-            else:
-                query = (
-                    f'SELECT rowid AS _row, * FROM "{name}" WHERE patient_id IN '
-                    f"(SELECT patient_id FROM patients {where})"
-                )
+        for name in wanted:
+            # Name the columns present (extras included: the contract keeps them).
+            listed = ", ".join('"' + c.replace('"', '""') + '"' for c in columns[name])
+            query = f'SELECT rowid AS _row, {listed} FROM "{name}"'
+            if clinics is not None and name == "patients":
+                query += f" {where}"
+            elif clinics is not None and "patient_id" in columns[name]:
+                query += f" WHERE patient_id IN (SELECT patient_id FROM patients {where})"
             relation = con.sql(query)
             # duckdb 2 names it to_arrow_table; 1.x only has fetch_arrow_table.
             to_arrow = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
-            arrow = to_arrow()
-            frame = arrow_to_frame(arrow)
-            tables[name] = frame.set_index("_row").rename_axis(None).sort_index()
+            frame = arrow_to_frame(to_arrow())
+            out[name] = frame.set_index("_row").rename_axis(None).sort_index()
         if PROTOCOL_TABLE in present:
             row = con.execute(f"SELECT yaml FROM {PROTOCOL_TABLE}").fetchone()
             protocol_text = row[0] if row else None
-    return tables, protocol_text
+    return out, protocol_text, problems
+
+
+def _columns(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, ...]:
+    return tuple(row[0] for row in con.execute(f'DESCRIBE "{name}"').fetchall())
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """SHA-256 of a file, read in chunks; computed once per process while the file is unchanged.
+
+    A registry is read clinic by clinic, each read fingerprinting the same
+    files: hashing gigabytes sixty times would cost more than the reads.
+    """
+
+    def digest_of_file() -> str:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    return remembered("sha256", file_state(path), digest_of_file)
 
 
 def write_duckdb(
