@@ -174,7 +174,8 @@ def check_item_values(items: pd.DataFrame, registry: Registry | None = None) -> 
                 "day": items["day"].to_numpy(),
                 "questionnaire": position,
                 "item": item,
-            }
+            },
+            copy=False,  # no 2-D block: stacking these columns cost half a second per 10M rows
         )
         duplicated = duplicated_keys(numeric, ("patient", "day", "questionnaire", "item"))
         if duplicated.any():
