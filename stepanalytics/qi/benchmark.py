@@ -247,11 +247,66 @@ def benchmark_outcome(
     if indicator not in (*_BINARY, "change", "improvement"):
         raise UsageError(f"Unknown indicator {indicator!r}.")
     change = measure_change(cohort, follow_up=follow_up, instruments=[instrument])
-    pairs = change.patients
+    return benchmark_from_change(
+        change.patients,
+        cohort.patients,
+        instrument=instrument,
+        indicator=indicator,
+        follow_up=follow_up,
+        covariates=covariates,
+        levels=levels,
+        overdispersion=overdispersion,
+        shrinkage=shrinkage,
+    )
+
+
+def benchmark_from_change(
+    pairs: pd.DataFrame,
+    patients: pd.DataFrame,
+    *,
+    instrument: str,
+    indicator: Indicator = "responder",
+    follow_up: str | int = "last",
+    covariates: Sequence[str] | None = None,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+    overdispersion: DispersionMethod = "additive",
+    shrinkage: Literal["REML", "DL"] | None = "REML",
+) -> ClinicComparison:
+    """Compare clinics on measured change (the second half of :func:`benchmark_outcome`).
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        The ``patients`` frame of :func:`~stepanalytics.instruments.measure_change`
+        for ``instrument`` (or of
+        :func:`~stepanalytics.instruments.change.rescore_change` for a cohort
+        measured in parts).
+    patients : DataFrame
+        The cohort's patients table (clinic and case-mix columns).
+    instrument, indicator, follow_up, covariates, levels, overdispersion, shrinkage
+        As in :func:`benchmark_outcome`.
+
+    Returns
+    -------
+    ClinicComparison
+
+    Examples
+    --------
+    >>> from stepanalytics.instruments import measure_change
+    >>> from stepanalytics.synth import synthesize_cohort
+    >>> cohort = synthesize_cohort(n_patients=300, n_clinics=6, seed=2026)
+    >>> pairs = measure_change(cohort, instruments=["odi"]).patients
+    >>> res = benchmark_from_change(pairs, cohort.patients, instrument="odi")
+    >>> res.table.equals(benchmark_outcome(cohort, instrument="odi").table)
+    True
+    """
+    if indicator not in (*_BINARY, "change", "improvement"):
+        raise UsageError(f"Unknown indicator {indicator!r}.")
+    pairs = pairs[pairs["instrument"] == instrument]
     complete = pairs[pairs["status"] == "complete"].copy()
     if follow_up == "phase_end":
         complete = complete.sort_values("stay_number").drop_duplicates("patient_id", keep="last")
-    _check_comparable(pairs, complete, instrument, cohort.patients)
+    _check_comparable(pairs, complete, instrument, patients)
     lost = int((pairs["status"] == "no_follow_up").sum())
     if indicator == "responder":
         complete["outcome"] = complete["responder"].astype(float)
@@ -261,7 +316,6 @@ def benchmark_outcome(
         complete["outcome"] = (complete["category"] == "recovered").astype(float)
     else:
         complete["outcome"] = complete[indicator].astype(float)
-    patients = cohort.patients
     frame = complete.merge(patients, on="patient_id", how="left")
     wanted = DEFAULT_CASE_MIX if covariates is None else tuple(covariates)
     used = [c for c in wanted if c in frame.columns and frame[c].notna().any()]

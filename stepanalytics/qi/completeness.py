@@ -231,11 +231,36 @@ def completeness_funnel(
     bad = [c for c in by if c not in flags.columns]
     if bad:
         raise UsageError(f"completeness_funnel can group by clinic_id only; got {bad}.")
-    table = (
+    counts = (
         flags.groupby(keys, sort=True)
         .agg(eligible=("eligible", "sum"), measured=("measured", "sum"))
         .reset_index()
     )
+    return completeness_from_counts(counts, by=by, level=level, warnings=warnings)
+
+
+def completeness_from_counts(
+    counts: pd.DataFrame,
+    *,
+    by: Sequence[str] = ("clinic_id",),
+    level: float = 0.95,
+    warnings: Sequence[str] = (),
+) -> Completeness:
+    """The funnel from its counts: percentages and Wilson intervals added.
+
+    ``counts`` has the ``by`` columns, ``instrument``, ``stage_order``,
+    ``stage``, ``eligible`` and ``measured``, e.g. the counts of several
+    parts of a cohort counted apart (clinic by clinic) and put together.
+
+    Examples
+    --------
+    >>> counts = pd.DataFrame({"instrument": ["odi"], "stage_order": [1],
+    ...                        "stage": ["baseline"], "eligible": [40], "measured": [30]})
+    >>> float(completeness_from_counts(counts, by=()).table["percent"].iloc[0])
+    75.0
+    """
+    keys = [*by, "instrument", "stage_order", "stage"]
+    table = counts.sort_values(keys, kind="stable").reset_index(drop=True)
     lower, upper = wilson_interval(table["measured"], table["eligible"], level=level)
     with np.errstate(divide="ignore", invalid="ignore"):
         table["percent"] = np.where(

@@ -169,17 +169,69 @@ def outcome_indicators(
     from stepanalytics.instruments.change import measure_change
 
     change = measure_change(cohort, follow_up=follow_up, instruments=instruments)
-    warnings = list(change.warnings)
-    pairs = change.patients
+    return indicators_from_change(
+        change.patients,
+        cohort.patients,
+        by=by,
+        follow_up=follow_up,
+        period=period,
+        level=level,
+        warnings=change.warnings,
+        title=f"Outcome indicators ({change.title.lower()})",
+    )
+
+
+def indicators_from_change(
+    pairs: pd.DataFrame,
+    patients: pd.DataFrame,
+    *,
+    by: Sequence[str] = ("clinic_id",),
+    follow_up: str | int = "last",
+    period: str | None = None,
+    level: float = 0.95,
+    warnings: Sequence[str] = (),
+    title: str = "Outcome indicators",
+) -> OutcomeIndicators:
+    """Outcome indicators from measured change (the second half of :func:`outcome_indicators`).
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        The ``patients`` frame of :func:`~stepanalytics.instruments.measure_change`
+        (or of :func:`~stepanalytics.instruments.change.rescore_change` for a
+        cohort measured in parts).
+    patients : DataFrame
+        The cohort's patients table (for the grouping columns).
+    by, follow_up, period, level
+        As in :func:`outcome_indicators`.
+    warnings : sequence of str
+        Warnings of the change measurement, carried over.
+    title : str
+
+    Returns
+    -------
+    OutcomeIndicators
+
+    Examples
+    --------
+    >>> from stepanalytics.instruments import measure_change
+    >>> from stepanalytics.synth import synthesize_cohort
+    >>> c = synthesize_cohort(n_patients=120, n_clinics=2, seed=4)
+    >>> change = measure_change(c, instruments=["odi"])
+    >>> res = indicators_from_change(change.patients, c.patients, by=())
+    >>> res.table.equals(outcome_indicators(c, instruments=["odi"], by=()).table)
+    True
+    """
+    warnings = list(warnings)
     if not (pairs["status"] == "complete").any():
         warnings.append(_why_no_pairs(pairs))
     pairs = pairs[pairs["status"] == "complete"].copy()
     wanted = [c for c in by if c != "phase"]
-    unknown = [c for c in wanted if c not in cohort.patients.columns]
+    unknown = [c for c in wanted if c not in patients.columns]
     if unknown:
         raise UsageError(f"Cannot group by {unknown}: not columns of the patients table.")
     extra = [c for c in {*wanted, "enrolled_month"} if c != "patient_id"]
-    frame = pairs.merge(cohort.patients[["patient_id", *extra]], on="patient_id", how="left")
+    frame = pairs.merge(patients[["patient_id", *extra]], on="patient_id", how="left")
     keys = list(wanted)
     if period is not None:
         frame["period"] = add_period(frame, period=period)
@@ -196,7 +248,7 @@ def outcome_indicators(
     return OutcomeIndicators(
         table=table,
         warnings=tuple(warnings),
-        title=f"Outcome indicators ({change.title.lower()})",
+        title=title,
         by=tuple(keys),
         follow_up=str(follow_up),
     )

@@ -156,6 +156,39 @@ def safety_rates(
     >>> list(res.table["phase"])
     [1, 2, 3, 4]
     """
+    counts, after_care = safety_counts(cohort, by=by, events=events)
+    return safety_rates_from_counts(
+        counts, by=by, per=per, level=level, events_after_care=after_care
+    )
+
+
+def safety_counts(
+    cohort: Any,
+    *,
+    by: Sequence[str] = ("clinic_id", "phase"),
+    events: Sequence[str] = SAFETY_EVENTS,
+) -> tuple[pd.DataFrame, int]:
+    """Events, patient-weeks in care and patients per group and event kind.
+
+    The first half of :func:`safety_rates`: counts that add up over parts of
+    a cohort counted apart (clinic by clinic), before the pooled centre and
+    limits are computed by :func:`safety_rates_from_counts`.
+
+    Returns
+    -------
+    DataFrame, int
+        ``by`` columns, ``event``, ``events``, ``patient_weeks``,
+        ``patients``; and the number of events after the last day in care
+        (not counted: no exposure).
+
+    Examples
+    --------
+    >>> from stepanalytics.synth import synthesize_cohort
+    >>> c = synthesize_cohort(n_patients=100, n_clinics=2, seed=1)
+    >>> counts, _ = safety_counts(c, by=("phase",), events=["flare_up"])
+    >>> list(counts.columns)
+    ['phase', 'event', 'events', 'patient_weeks', 'patients']
+    """
     unknown = [e for e in events if e not in SAFETY_EVENTS]
     if unknown:
         raise UsageError(f"Unknown safety event(s) {unknown}; use {SAFETY_EVENTS}.")
@@ -170,12 +203,6 @@ def safety_rates(
     in_care = found["day"].to_numpy(dtype=float) <= found["patient_id"].map(last_day).to_numpy(
         dtype=float
     )
-    warnings = []
-    if (~in_care).any():
-        warnings.append(
-            f"{int((~in_care).sum())} events after the last day in care (no exposure) are not "
-            "counted."
-        )
     found = found[in_care]
     levels = [exposure.index.get_level_values(k).unique() for k in keys]
     grid = pd.MultiIndex.from_product([*levels, list(events)], names=[*keys, "event"])
@@ -184,6 +211,37 @@ def safety_rates(
     table = table.merge(exposure.rename("patient_weeks").reset_index(), on=keys, how="inner")
     patients = stays.groupby(keys)["patient_id"].nunique().rename("patients").reset_index()
     table = table.merge(patients, on=keys, how="left")
+    return table, int((~in_care).sum())
+
+
+def safety_rates_from_counts(
+    counts: pd.DataFrame,
+    *,
+    by: Sequence[str] = ("clinic_id", "phase"),
+    per: float = 100.0,
+    level: float = 0.95,
+    events_after_care: int = 0,
+) -> SafetyRates:
+    """Rates, exact intervals, pooled centre and U-chart limits from :func:`safety_counts`.
+
+    ``counts`` may be the counts of several parts of a cohort put together:
+    the centre of each group is pooled over all of them.
+
+    Examples
+    --------
+    >>> counts = pd.DataFrame({"clinic_id": ["A", "B"], "event": "flare_up",
+    ...                        "events": [3, 9], "patient_weeks": [100.0, 100.0],
+    ...                        "patients": [20, 20]})
+    >>> safety_rates_from_counts(counts, by=("clinic_id",)).table["centre"].tolist()
+    [6.0, 6.0]
+    """
+    keys = list(by)
+    warnings = []
+    if events_after_care:
+        warnings.append(
+            f"{events_after_care} events after the last day in care (no exposure) are not counted."
+        )
+    table = counts.reset_index(drop=True).copy()
     lower, upper = poisson_rate_interval(table["events"], table["patient_weeks"], level=level)
     table["rate"] = per * table["events"] / table["patient_weeks"]
     table["ci_lower"], table["ci_upper"] = per * lower, per * upper

@@ -37,7 +37,7 @@ from stepanalytics.reports.executors import (
     import_distributed,
     open_executor,
 )
-from stepanalytics.reports.inputs import ReportInputs, inputs_from_cohort
+from stepanalytics.reports.inputs import ReportInputs, scan_report_data
 from stepanalytics.reports.kinds import DEFAULT_CELL_TIMEOUT, get_kind, notebook_path
 from stepanalytics.reports.parameters import check_parameters, suppression_threshold_of
 from stepanalytics.reports.period import parse_period
@@ -210,8 +210,6 @@ def render_batch(
     The heavy shared computations (:func:`~stepanalytics.reports.shared.compute_peer_results`)
     run once, here, whatever executes the reports.
     """
-    from stepanalytics.cohort import load_cohort
-    from stepanalytics.reports.context import restrict_to_period
     from stepanalytics.reports.shared import compute_peer_results, write_shared
 
     started = time.perf_counter()
@@ -226,8 +224,7 @@ def render_batch(
         import_distributed()  # and a missing optional dependency
     chosen = parse_period(period)
     label = chosen.label if chosen else None
-    cohort = load_cohort(Path(data))
-    inputs = inputs_from_cohort(cohort, data)
+    inputs, source = scan_report_data(data)
     wanted = list(inputs.clinic_ids) if clinics is None else clinics
     for clinic in wanted:
         inputs.check_request(clinic=clinic, period=None)
@@ -265,7 +262,7 @@ def render_batch(
             stack.enter_context(executor)
         folder = _shared_folder(stack, out, scheduler=scheduler, ships=executor.ships)
         peers = compute_peer_results(
-            restrict_to_period(cohort, chosen),
+            source,
             period=chosen,
             instruments=tuple(parameters.get("instruments", ())),
         )

@@ -12,7 +12,7 @@ from typing import Any
 from stepanalytics.reports.batch_jobs import BatchItem
 from stepanalytics.reports.inputs import ReportInputs
 from stepanalytics.reports.kinds import get_kind
-from stepanalytics.reports.render import temporary_sibling
+from stepanalytics.reports.report_files import temporary_sibling
 
 
 class progress_bar:

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 from stepanalytics.errors import StepAnalyticsError
 from stepanalytics.reports.inputs import ReportInputs
 from stepanalytics.reports.kinds import report_stem
-from stepanalytics.reports.render import FAILED_DIR, render_report, temporary_sibling
+from stepanalytics.reports.render import FAILED_DIR, render_report
+from stepanalytics.reports.report_files import temporary_sibling
 
 if TYPE_CHECKING:
     from stepanalytics.reports.shared import PeerResults

@@ -2,11 +2,14 @@
 
 The notebook's first call after its parameters cell is
 :func:`prepare_report`; the returned :class:`ReportContext` is handed to
-each section function.  It holds the whole validated cohort (peers are
-needed for comparisons), the selection the report is about (a clinic and/or
-an enrolment period), the small-cell threshold, and the peer results, read
-from the batch's precomputed artefact when one was given and computed once
-otherwise.
+each section function.  It holds the patients the report is about (a clinic
+and/or an enrolment period), validated; the small-cell threshold; and the
+peer results: every clinic's clinic-level tables and the risk-adjusted
+comparison (:mod:`stepanalytics.reports.shared`), read from the artefact a
+batch or the ``report`` command computed once, or computed here.  A report
+about one clinic loads only that clinic's patients: the other clinics enter
+through their clinic-level tables, so one clinic of a large registry is
+reported without loading the registry.
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ class ReportContext:
     Attributes
     ----------
     cohort : Cohort
-        The whole validated cohort, restricted to the period (every clinic).
+        The patients loaded, restricted to the period: every clinic for a
+        report about all clinics, the clinic only for a report about one.
     history : Cohort
-        Every clinic's patients enrolled up to the end of the period, for
-        charts over time that show the period against its past.
+        The same patients enrolled up to the end of the period, for charts
+        over time that show the period against its past.
     selection : Cohort
         The patients the report is about: the clinic (when given) in the period.
     clinic : str or None
@@ -74,6 +78,7 @@ class ReportContext:
     shared: Path | None = None
     highlight: str | None = None
     audience: str = "committee"
+    source: str = ""
     _peers: PeerResults | None = field(default=None, repr=False)
 
     @property
@@ -100,7 +105,7 @@ class ReportContext:
         threshold = self.threshold
         if self.clinic is None or threshold is None:
             return True
-        others = len(self.cohort.patients) - len(self.selection.patients)
+        others = self.peers.n_patients - len(self.selection.patients)
         return not 1 <= others <= threshold
 
     @property
@@ -122,8 +127,10 @@ class ReportContext:
             if self.shared is not None:
                 self._peers = read_shared(self.shared, cohort=self.cohort, period=self.period)
             else:
+                # A clinic's report holds only the clinic: the peers come from the data.
+                whole = self.clinic is None and bool(self.cohort.n_patients)
                 self._peers = compute_peer_results(
-                    self.cohort,
+                    self.cohort if whole or not self.source else self.source,
                     period=self.period,
                     instruments=self.instruments,
                 )
@@ -201,11 +208,13 @@ def prepare_report(
     threshold = check_suppression_threshold(suppression_threshold)
     instruments = check_parameters({"instruments": list(instruments)})["instruments"]
     chosen = parse_period(period)
-    loaded = load_cohort(data)
+    # A report about one clinic reads only that clinic (the others reach it as
+    # clinic-level tables through the peer results).
+    loaded = load_cohort(data, clinics=[clinic] if clinic else None)
     if highlight and highlight not in loaded.clinics:
         raise UsageError(f"Clinic {highlight!r} (to highlight) is not in the data.")
     whole = restrict_to_period(loaded, chosen)
-    selection = whole.subset(clinics=[clinic]) if clinic else whole
+    selection = whole
     if audience == "committee" and clinic and 1 <= len(selection.patients) <= threshold:
         # The command refuses this before a kernel starts; a notebook run by hand does too.
         raise UsageError(
@@ -223,4 +232,5 @@ def prepare_report(
         shared=Path(shared) if shared else None,
         highlight=highlight or clinic or None,
         audience=audience,
+        source=str(data),
     )

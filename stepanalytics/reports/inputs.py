@@ -19,6 +19,7 @@ from stepanalytics.reports.provenance import DataFingerprint, fingerprint_data
 
 if TYPE_CHECKING:
     from stepanalytics.cohort import Cohort
+    from stepanalytics.reports.period import ReportPeriod
 
 
 class ReportError(StepAnalyticsError):
@@ -138,7 +139,31 @@ class ReportInputs:
 
 
 def read_report_inputs(data: str | Path) -> ReportInputs:
-    """Load and validate the cohort at ``data`` and keep what reports need.
+    """Read the patients at ``data`` (validated) and keep what reports need.
+
+    Raises
+    ------
+    CohortError
+        The loader's list of problems when the data breaks the contract.
+    UsageError
+        When the path does not exist.
+    """
+    return scan_report_data(data)[0]
+
+
+def scan_report_data(data: str | Path) -> tuple[ReportInputs, Cohort | Path]:
+    """What reports need to know of the data, and where their analyses read it from.
+
+    A DuckDB file or a folder of Parquet tables can be read one clinic at a
+    time, so only its patients and phase stays are read here (validated);
+    each clinic's other rows are validated when the clinic is read.  A folder
+    of CSV files is read and validated whole, once, and the loaded cohort is
+    returned for the analyses to use.
+
+    Returns
+    -------
+    ReportInputs, Cohort or Path
+        The facts, and the loaded cohort (CSV) or the path (DuckDB, Parquet).
 
     Raises
     ------
@@ -148,9 +173,13 @@ def read_report_inputs(data: str | Path) -> ReportInputs:
         When the path does not exist.
     """
     from stepanalytics.cohort import load_cohort
+    from stepanalytics.reports.clinic_parts import reads_in_part
 
     path = _existing(data)
-    return inputs_from_cohort(load_cohort(path), path)
+    if reads_in_part(path):
+        return inputs_from_cohort(load_cohort(path, tables=()), path), path
+    cohort = load_cohort(path)
+    return inputs_from_cohort(cohort, path), cohort
 
 
 def _existing(data: str | Path) -> Path:
@@ -175,3 +204,52 @@ def inputs_from_cohort(cohort: Cohort, data: str | Path) -> ReportInputs:
         clinic_ids=tuple(sorted(map(str, patients["clinic_id"].unique()))),
         enrolled_counts={k: dict(sorted(v.items())) for k, v in sorted(months.items())},
     )
+
+
+def prepare_report_data(
+    inputs: ReportInputs,
+    source: Cohort | Path | None,
+    *,
+    compare: bool,
+    period: ReportPeriod | None,
+    instruments: tuple[str, ...],
+    work: Path,
+) -> Path | None:
+    """Validate the data and compute the peer results a notebook will read.
+
+    Reports about a clinic, and committee reports, compare with every clinic:
+    the peer results are computed here, before any kernel starts, clinic by
+    clinic for a stored registry
+    (:func:`~stepanalytics.reports.shared.compute_peer_results`), validating
+    each clinic as it is read; the clinic's notebook then reads only the
+    clinic.  Other reports (the explorer of all clinics) load the whole
+    cohort in their notebook; it is validated here first.
+
+    Parameters
+    ----------
+    inputs, source
+        From :func:`scan_report_data` (``source`` None: read ``inputs.data``).
+    compare : bool
+        Whether the report compares with the other clinics.
+    period : ReportPeriod or None
+    instruments : tuple of str
+        The notebook's ``instruments`` parameter.
+    work : Path
+        Folder for the peer-results file (a temporary folder of the caller).
+
+    Returns
+    -------
+    Path or None
+        The peer-results file written in ``work``, or None.
+    """
+    from stepanalytics.cohort import load_cohort
+    from stepanalytics.reports.shared import compute_peer_results, write_shared
+
+    if source is None:
+        source = inputs.data
+    if compare:
+        peers = compute_peer_results(source, period=period, instruments=instruments)
+        return write_shared(peers, work)
+    if isinstance(source, Path):
+        load_cohort(source)
+    return None

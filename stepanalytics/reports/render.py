@@ -4,7 +4,10 @@ The order of work is chosen so that a failure leaves nothing half-done:
 
 1. the parameters, the cohort and the request are checked (a parameter of
    the wrong type, unknown clinic, empty period, a clinic too small for a
-   committee report of its own) before any kernel starts;
+   committee report of its own) before any kernel starts, and the peer
+   results every clinic is compared with are computed (clinic by clinic for
+   a stored registry, validating each clinic), so that a clinic's notebook
+   reads only that clinic;
 2. papermill executes the notebook (kernel named explicitly, a timeout per
    cell) into a temporary folder;
 3. nbconvert turns the outputs (no code, no prompts) into one HTML page with
@@ -21,14 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 
@@ -39,7 +41,12 @@ from stepanalytics.reports.html import (
     find_identifiers,
     notebook_body_html,
 )
-from stepanalytics.reports.inputs import ReportError, ReportInputs, read_report_inputs
+from stepanalytics.reports.inputs import (
+    ReportError,
+    ReportInputs,
+    prepare_report_data,
+    scan_report_data,
+)
 from stepanalytics.reports.kinds import (
     DEFAULT_CELL_TIMEOUT,
     KERNEL_NAME,
@@ -51,6 +58,10 @@ from stepanalytics.reports.notebook_errors import describe_failure, locate_ident
 from stepanalytics.reports.parameters import check_parameters, suppression_threshold_of
 from stepanalytics.reports.period import parse_period
 from stepanalytics.reports.provenance import Provenance, collect_provenance
+from stepanalytics.reports.report_files import write_atomically
+
+if TYPE_CHECKING:
+    from stepanalytics.cohort import Cohort
 
 #: Parameters every report notebook declares; set through render_report's keywords.
 CORE_PARAMETERS = ("data", "clinic", "period", "shared")
@@ -176,23 +187,57 @@ def render_report(
     if not template.is_file():
         raise UsageError(f"The notebook {str(template)!r} does not exist.")
     chosen = parse_period(period)
+    source: Cohort | Path | None = None
     if inputs is None:
-        inputs = read_report_inputs(data)
+        inputs, source = scan_report_data(data)
     inputs.check_request(clinic=clinic, period=chosen)
     if spec.committee and spec.per_clinic:
         threshold = suppression_threshold_of(extra)
         inputs.check_clinic_size(clinic=clinic, period=chosen, threshold=threshold)
     label = chosen.label if chosen else None
-    params = _notebook_parameters(
-        template,
-        core={
-            "data": str(inputs.data),
-            "clinic": clinic or "",
-            "period": label or "",
-            "shared": str(Path(shared).resolve()) if shared else "",
-        },
-        extra=extra,
-    )
+    with tempfile.TemporaryDirectory(prefix="stepanalytics-report-") as work:
+        if shared is None:
+            # Here, not in the kernel: a data problem stops the command before a
+            # kernel starts, and a clinic's notebook then reads only that clinic.
+            shared = prepare_report_data(
+                inputs,
+                source,
+                compare=spec.committee or bool(clinic),
+                period=chosen,
+                instruments=tuple(extra.get("instruments", ())),
+                work=Path(work),
+            )
+        params = _notebook_parameters(
+            template,
+            core={
+                "data": str(inputs.data),
+                "clinic": clinic or "",
+                "period": label or "",
+                "shared": str(Path(shared).resolve()) if shared else "",
+            },
+            extra=extra,
+        )
+        return _render(
+            spec, template, params, inputs, out_dir, clinic, label, pdf, cell_timeout,
+            extra_provenance, Path(work), started,
+        )  # fmt: skip
+
+
+def _render(
+    spec: Any,
+    template: Path,
+    params: dict[str, Any],
+    inputs: ReportInputs,
+    out_dir: str | Path,
+    clinic: str | None,
+    label: str | None,
+    pdf: bool,
+    cell_timeout: int,
+    extra_provenance: Mapping[str, Any] | None,
+    work: Path,
+    started: float,
+) -> RenderedReport:
+    """Run the notebook, check and write the page (steps 2-4 of the module's order)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = report_stem(spec.name, clinic, label)
@@ -205,14 +250,13 @@ def render_report(
         extra=extra_provenance,
     )
     failed_copy = out / FAILED_DIR / f"{stem}.ipynb"
-    with tempfile.TemporaryDirectory(prefix="stepanalytics-report-") as work:
-        executed = Path(work) / f"{stem}.ipynb"
-        nb = _execute(template, executed, params, cell_timeout, failed_copy, title)
-        page = build_page(
-            title=title, body=notebook_body_html(nb), provenance_html=provenance.to_html()
-        )
-        _check_page(page, nb, inputs, executed, failed_copy, title)
-        html_path, pdf_path = _write_atomically(page, out, stem, pdf=pdf)
+    executed = work / f"{stem}.ipynb"
+    nb = _execute(template, executed, params, cell_timeout, failed_copy, title)
+    page = build_page(
+        title=title, body=notebook_body_html(nb), provenance_html=provenance.to_html()
+    )
+    _check_page(page, nb, inputs, executed, failed_copy, title)
+    html_path, pdf_path = write_atomically(page, out, stem, pdf=pdf)
     if failed_copy.exists():  # a stale failure of an earlier run would mislead
         failed_copy.unlink()
     return RenderedReport(
@@ -347,46 +391,3 @@ def _check_page(
             f"The executed notebook is kept at {kept}.",
             failed_notebook=kept,
         )
-
-
-def _write_atomically(page: str, out: Path, stem: str, *, pdf: bool) -> tuple[Path, Path | None]:
-    """Write HTML (and PDF) to temporary siblings, then rename both into place."""
-    html_target = out / f"{stem}.html"
-    pdf_target = out / f"{stem}.pdf" if pdf else None
-    temporaries: list[Path] = []
-    try:
-        html_tmp = temporary_sibling(html_target)
-        temporaries.append(html_tmp)
-        with html_tmp.open("w", encoding="utf-8") as handle:
-            handle.write(page)
-            handle.flush()
-            os.fsync(handle.fileno())
-        pdf_tmp = None
-        if pdf_target is not None:
-            from stepanalytics.reports.pdf import write_pdf
-
-            pdf_tmp = temporary_sibling(pdf_target)
-            temporaries.append(pdf_tmp)
-            write_pdf(page, pdf_tmp)
-        if pdf_tmp is not None and pdf_target is not None:
-            os.replace(pdf_tmp, pdf_target)
-        os.replace(html_tmp, html_target)
-    finally:
-        for leftover in temporaries:
-            leftover.unlink(missing_ok=True)
-    return html_target, pdf_target
-
-
-def temporary_sibling(target: Path) -> Path:
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    # mkstemp makes the file private (0600); a report is meant to be read by others,
-    # so give it the permissions an ordinary new file would get under the umask.
-    os.chmod(name, 0o666 & ~_current_umask())
-    return Path(name)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

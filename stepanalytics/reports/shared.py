@@ -20,7 +20,7 @@ import os
 import pickle
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 PEER_INDICATORS = ("responder",)
 #: The outcome is change from baseline to the score closest to this day (12 weeks).
 OUTCOME_DAY = 84
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 INDICATOR_LABELS = {
     "responder": "reached the minimal important change",
     "deteriorated": "reliably deteriorated",
@@ -75,7 +75,29 @@ class OutcomeComparison:
 
 @dataclass(frozen=True)
 class PeerResults:
-    """Everything a report compares a clinic against; clinic-level, no patient ids."""
+    """Everything a report compares a clinic against; clinic-level, no patient ids.
+
+    Attributes
+    ----------
+    cohort_fingerprint, period, outcome_day
+        What the results were computed from (checked when read back).
+    comparisons : tuple of OutcomeComparison
+        The risk-adjusted comparison of each outcome.
+    instruments : tuple of str
+        The outcomes the clinic-by-clinic tables cover.
+    patients : DataFrame
+        Patients per clinic (``clinic_id``, ``patients``) in the period.
+    categories : DataFrame
+        Patients per clinic and case-mix category (``column``, ``category``,
+        ``clinic_id``, ``patients``).
+    completeness, outcomes, adherence, safety
+        The clinic-by-clinic results of
+        :func:`~stepanalytics.qi.completeness.completeness_funnel`,
+        :func:`~stepanalytics.qi.indicators.outcome_indicators` (end of each
+        phase), :func:`~stepanalytics.qi.adherence.protocol_adherence` (without
+        its patient-level stays) and :func:`~stepanalytics.qi.safety.safety_rates`.
+        Their counts are not suppressed: every report protects what it shows.
+    """
 
     cohort_fingerprint: str
     period: str | None
@@ -83,6 +105,13 @@ class PeerResults:
     comparisons: tuple[OutcomeComparison, ...] = ()
     created_utc: str = ""
     format_version: int = _FORMAT_VERSION
+    instruments: tuple[str, ...] = ()
+    patients: pd.DataFrame = field(default_factory=pd.DataFrame)
+    categories: pd.DataFrame = field(default_factory=pd.DataFrame)
+    completeness: Any = None
+    outcomes: Any = None
+    adherence: Any = None
+    safety: Any = None
 
     def comparison(self, instrument: str, indicator: str = "responder") -> OutcomeComparison | None:
         """The comparison of one instrument and indicator, or None."""
@@ -95,34 +124,55 @@ class PeerResults:
             None,
         )
 
+    @property
+    def n_patients(self) -> int:
+        """Patients of every clinic in the period."""
+        return int(self.patients["patients"].sum()) if not self.patients.empty else 0
+
+    def category_totals(self, column: str) -> pd.Series:
+        """Patients per category of a case-mix column, over every clinic."""
+        rows = self.categories[self.categories["column"] == column]
+        return rows.groupby("category")["patients"].sum().astype("int64")
+
 
 def compute_peer_results(
-    cohort: Cohort,
+    source: Cohort | str | Path,
     *,
     period: ReportPeriod | None = None,
     instruments: Sequence[str] = (),
     indicators: Sequence[str] = PEER_INDICATORS,
     outcome_day: int = OUTCOME_DAY,
 ) -> PeerResults:
-    """Risk-adjusted comparison of every clinic on each outcome, done once.
+    """Every clinic's tables and the risk-adjusted comparison, computed once.
 
     Parameters
     ----------
-    cohort : Cohort
-        Every clinic's patients in the period (peers are needed).
+    source : Cohort or path
+        The whole cohort in memory, or its folder / DuckDB file.  A DuckDB
+        file or Parquet folder is read one clinic at a time
+        (:mod:`stepanalytics.reports.clinic_parts`), so a registry never sits
+        in memory whole; each clinic is validated as it is read.
     period : ReportPeriod, optional
-        Recorded so that a report can refuse results of another period.
+        Patients enrolled in this period (all when None); recorded so that a
+        report can refuse results of another period.
     instruments : sequence of str
-        Outcomes to compare; default those of :data:`OUTCOME_INSTRUMENTS` present.
+        Outcomes to cover; default those of :data:`OUTCOME_INSTRUMENTS`.
     indicators : sequence of str
-        Indicators per outcome (default: reaching the MCID).
+        Indicators compared per outcome (default: reaching the MCID).
     outcome_day : int
-        Follow-up day of the outcome score (the closest score within the
+        Follow-up day of the compared outcome (the closest score within the
         window of :func:`~stepanalytics.instruments.measure_change`).
 
     Returns
     -------
     PeerResults
+
+    Raises
+    ------
+    CohortError
+        A clinic's data breaks the contract.
+    ReportError
+        No patient was enrolled in the period.
 
     Notes
     -----
@@ -132,22 +182,48 @@ def compute_peer_results(
     and empirical-Bayes shrunken estimates.  A comparison that cannot be
     made (too few clinics or events) is kept with its reason.
     """
-    present = set(cohort.instruments)
-    codes = [c for c in (instruments or OUTCOME_INSTRUMENTS) if c in present]
+    from stepanalytics.cohort import Cohort
+    from stepanalytics.instruments import get_registry
+    from stepanalytics.reports.clinic_parts import ClinicParts, clinic_cohorts, combine_parts
+
+    registry = get_registry()
+    codes = tuple(c for c in (instruments or OUTCOME_INSTRUMENTS) if c in registry)
+    parts = ClinicParts(codes=codes, outcome_day=outcome_day)
+    fingerprint = source.fingerprint if isinstance(source, Cohort) else ""
+    for part in clinic_cohorts(source, period):
+        parts.add(part)
+        fingerprint = part.fingerprint
+    if not parts.patients:
+        when = period.label if period else "any period"
+        raise ReportError(f"No patient was enrolled in {when}: there is nothing to compare.")
+    tables = combine_parts(parts)
+    present = parts.scored_codes
     comparisons = [
-        _compare(cohort, code, indicator, outcome_day) for code in codes for indicator in indicators
+        _compare(tables, code, indicator, outcome_day)
+        for code in codes
+        if code in present
+        for indicator in indicators
     ]
     return PeerResults(
-        cohort_fingerprint=cohort.fingerprint,
+        cohort_fingerprint=fingerprint,
         period=period.label if period else None,
         outcome_day=outcome_day,
         comparisons=tuple(comparisons),
         created_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        instruments=codes,
+        patients=tables["patients"],
+        categories=tables["categories"],
+        completeness=tables["completeness"],
+        outcomes=tables["outcomes"],
+        adherence=tables["adherence"],
+        safety=tables["safety"],
     )
 
 
-def _compare(cohort: Cohort, code: str, indicator: str, outcome_day: int) -> OutcomeComparison:
-    from stepanalytics.qi.benchmark import benchmark_outcome
+def _compare(
+    tables: dict[str, Any], code: str, indicator: str, outcome_day: int
+) -> OutcomeComparison:
+    from stepanalytics.qi.benchmark import benchmark_from_change
 
     weeks = outcome_day / 7
     label = f"{code}: {INDICATOR_LABELS.get(indicator, indicator)} at about {weeks:.0f} weeks"
@@ -162,8 +238,9 @@ def _compare(cohort: Cohort, code: str, indicator: str, outcome_day: int) -> Out
             warnings.filterwarnings(
                 "ignore", message="overflow encountered in exp", category=RuntimeWarning
             )
-            result = benchmark_outcome(
-                cohort,
+            result = benchmark_from_change(
+                tables["day_pairs"],
+                tables["patient_table"],
                 instrument=code,
                 indicator=indicator,  # type: ignore[arg-type]
                 follow_up=outcome_day,
@@ -197,7 +274,7 @@ def write_shared(peers: PeerResults, folder: str | Path) -> Path:
         The file written, to pass to notebooks as their ``shared`` parameter.
     """
     from stepanalytics.reports.period import parse_period
-    from stepanalytics.reports.render import temporary_sibling
+    from stepanalytics.reports.report_files import temporary_sibling
 
     target_dir = Path(folder)
     target_dir.mkdir(parents=True, exist_ok=True)

@@ -74,10 +74,8 @@ def _display(
 
 def section_adherence(context: ReportContext) -> Section:
     """Premature, delayed and stalled progression by phase, against the protocol."""
-    from stepanalytics.qi.adherence import protocol_adherence
-
     section = Section("Protocol adherence")
-    result = protocol_adherence(context.cohort)
+    result = context.peers.adherence
     section.add_text(
         f"Delayed: criteria met but no move up within {result.delay_days} days. Stalled: no "
         f"meaningful improvement over {result.stall_weeks} weeks. Neither premature escalation "
@@ -94,7 +92,7 @@ def section_adherence(context: ReportContext) -> Section:
     )
     section.add_html(
         table_html(
-            _display(protected, columns, rows, context.cohort.phase_names()),
+            _display(protected, columns, rows, context.selection.phase_names()),
             caption=(
                 "Progression rules by phase. Percentages have as denominator the column to "
                 f"their left. {SUPPRESSED_MARK}: hidden to protect privacy."
@@ -111,8 +109,6 @@ def section_adherence(context: ReportContext) -> Section:
 
 def section_safety(context: ReportContext) -> Section:
     """Safety events per 100 patient-weeks by phase, flagged against all clinics."""
-    from stepanalytics.qi.safety import safety_rates
-
     section = Section("Safety")
     section.add_text(
         "Events per 100 patient-weeks in care, so that clinics keeping patients longer are not "
@@ -120,14 +116,14 @@ def section_safety(context: ReportContext) -> Section:
         "rate above (or below) the U-chart limits around it, that is more (or fewer) events "
         "than chance explains."
     )
-    result = safety_rates(context.cohort, by=("clinic_id", "phase"))
+    result = context.peers.safety
     threshold = context.suppression_threshold
     protected = result.committee_table(threshold=threshold)
     rows = None
     if context.clinic:
         rows = result.table["clinic_id"].astype(str) == context.clinic
     columns = _SAFETY_COLUMNS if context.clinic else {"clinic_id": "clinic", **_SAFETY_COLUMNS}
-    shown = _display(protected, columns, rows, context.cohort.phase_names())
+    shown = _display(protected, columns, rows, context.selection.phase_names())
     section.add_html(
         table_html(
             shown,

@@ -32,7 +32,7 @@ COMPLETENESS_CAPTION = (
 
 def section_completeness(context: ReportContext) -> Section:
     """Completeness funnel of the outcomes, and the attrition check."""
-    from stepanalytics.qi.completeness import attrition_check, completeness_funnel
+    from stepanalytics.qi.completeness import attrition_check
 
     section = Section("Completeness of measurement")
     section.add_text(
@@ -50,7 +50,7 @@ def section_completeness(context: ReportContext) -> Section:
     else:
         # The all-clinics line of this report is the one every clinic's report shows:
         # the published totals of the protected clinic-by-clinic table.
-        result = completeness_funnel(context.cohort, instruments=codes)
+        result = clinic_funnel(context, codes)
         shown, hidden = _pooled_rows(result, result.committee_table(threshold=threshold))
     first = codes[0]
     plot = optional_function("stepanalytics.plots.qi", "plot_completeness")
@@ -108,9 +108,7 @@ def _clinic_beside_all(
     clinics"), which of their ``eligible``, ``measured`` and ``percent``
     are hidden, and the funnel result (for the figure).
     """
-    from stepanalytics.qi.completeness import completeness_funnel
-
-    full = completeness_funnel(context.cohort, instruments=codes)
+    full = clinic_funnel(context, codes)
     protected = full.committee_table(threshold=threshold)
     here = (full.table["clinic_id"] == context.clinic).to_numpy()
     mine = full.table.loc[here].assign(group=label)
@@ -121,6 +119,13 @@ def _clinic_beside_all(
     shown = pd.concat([mine[_FUNNEL_COLUMNS], pooled], ignore_index=True)
     hidden = pd.concat([hidden, pooled_hidden], ignore_index=True)
     return shown, hidden, full
+
+
+def clinic_funnel(context: ReportContext, codes: list[str]) -> Any:
+    """The completeness funnel of every clinic (from the peer results), for these outcomes."""
+    funnel = context.peers.completeness
+    keep = funnel.table["instrument"].isin(codes).to_numpy()
+    return replace(funnel, table=funnel.table[keep].reset_index(drop=True))
 
 
 def _pooled_rows(full: Any, protected: ProtectedFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -8,6 +8,9 @@ normal range (:func:`stepanalytics.qi.indicators.outcome_indicators`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -52,9 +55,7 @@ def section_outcomes(context: ReportContext) -> Section:
         # One clinic-by-clinic table protected against each (phase, instrument) total:
         # the clinic's rows and "all clinics" both come from it, so all clinics minus
         # this clinic cannot give the other clinics' small count back.
-        full = outcome_indicators(
-            context.cohort, instruments=codes, by=("clinic_id",), follow_up="phase_end"
-        )
+        full = clinic_indicators(context, codes)
         protected = full.committee_table(threshold=threshold)
         here = (full.table["clinic_id"] == context.clinic).to_numpy()
         table = full.table.loc[here].drop(columns="clinic_id").reset_index(drop=True)
@@ -69,9 +70,7 @@ def section_outcomes(context: ReportContext) -> Section:
         # The counts of all clinics are the published totals of the same protected
         # clinic-by-clinic table that every clinic's report shows "all clinics" from:
         # this report minus a clinic's report is then a difference of cells of one table.
-        full = outcome_indicators(
-            context.cohort, instruments=codes, by=("clinic_id",), follow_up="phase_end"
-        )
+        full = clinic_indicators(context, codes)
         pooled = outcome_indicators(context.cohort, instruments=codes, by=(), follow_up="phase_end")
         totals = full.committee_table(threshold=threshold).totals(("phase", "instrument"))
         table, hidden = _pooled_indicators(pooled.table, totals)
@@ -120,6 +119,13 @@ def section_outcomes(context: ReportContext) -> Section:
     for warning in warnings:
         section.add_note(protect_text(warning, threshold=threshold))
     return section
+
+
+def clinic_indicators(context: ReportContext, codes: list[str]) -> Any:
+    """Every clinic's outcome indicators (from the peer results), for these outcomes."""
+    indicators = context.peers.outcomes
+    keep = indicators.table["instrument"].isin(codes).to_numpy()
+    return replace(indicators, table=indicators.table[keep].reset_index(drop=True))
 
 
 #: Report column -> indicator column it shows (the hidden mask is the indicator's).

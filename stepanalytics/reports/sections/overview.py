@@ -16,6 +16,7 @@ from stepanalytics.qi.suppression import (
     small_cells,
     suppress_table,
 )
+from stepanalytics.reports.clinic_parts import category_counts
 from stepanalytics.reports.context import ReportContext
 from stepanalytics.reports.display import Section, keyfacts_html, note_html, table_html
 from stepanalytics.reports.sections.common import protected_crosstab_html
@@ -107,13 +108,6 @@ def section_title(context: ReportContext, kind: str = "qi") -> Section:
     return section
 
 
-def _category_counts(patients: pd.DataFrame, column: str) -> pd.Series:
-    values = patients[column]
-    if pd.api.types.is_bool_dtype(values):
-        values = values.map({True: "yes", False: "no"})
-    return values.astype("string").fillna("not recorded").value_counts()
-
-
 def _case_mix_table(context: ReportContext, column: str) -> pd.DataFrame:
     """Patients per category: the clinic's column and, beside it, the other clinics'.
 
@@ -121,9 +115,9 @@ def _case_mix_table(context: ReportContext, column: str) -> pd.DataFrame:
     other clinics' counts (all minus this clinic) are protected as cells.
     """
     here = f"clinic {context.clinic}" if context.clinic else "all clinics"
-    frame = _category_counts(context.selection.patients, column).rename(here).to_frame()
+    frame = category_counts(context.selection.patients[column]).rename(here).to_frame()
     if context.clinic and context.compare_with_all:
-        everyone = _category_counts(context.cohort.patients, column)
+        everyone = context.peers.category_totals(column)
         frame = frame.join(everyone.rename(OTHER_CLINICS), how="outer").fillna(0)
         frame[OTHER_CLINICS] -= frame[here]
     return frame.fillna(0).astype(int).sort_index()

@@ -1,0 +1,120 @@
+"""One clinic's QI report from a large registry in DuckDB: time and peak memory.
+
+Each step runs in a fresh process so that its peak memory is its own
+(``ru_maxrss`` only grows); the notebook kernel is a child process and its
+peak is reported too.
+
+Steps: the peer results computed clinic by clinic (validating each clinic
+as it is read); the clinic's report rendered from them (the notebook reads
+only the clinic); the whole ``stepanalytics report qi --clinic`` path end to
+end; and, for comparison, loading the whole registry into pandas, which is
+what a clinic's report needed before.
+
+Usage: python benchmarks/bench_registry_report.py [--patients 100000] [--clinics 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _measure import measured, process_peak_rss_mib
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--patients", type=int, default=100_000)
+    parser.add_argument("--clinics", type=int, default=60)
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--clinic", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        _run_step(args.step, Path(args.db), args.clinic, Path(args.out))
+        return
+    print(f"== one clinic's QI report: {args.patients:,} patients, {args.clinics} clinics")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        db, clinic, n_clinic = _make_registry(root, args.patients, args.clinics)
+        print(f"   registry {db.stat().st_size / 2**20:,.0f} MiB; clinic {clinic}: {n_clinic:,}")
+        for step in ("peers", "report_from_peers", "report_end_to_end", "whole_load"):
+            _spawn(step, db, clinic, root)
+
+
+def _make_registry(root: Path, n_patients: int, n_clinics: int) -> tuple[Path, str, int]:
+    from stepanalytics.io import write_duckdb
+    from stepanalytics.synth import SynthConfig, synthesize_tables
+    from stepanalytics.synth.generate import SYNTH_PROTOCOL_YAML
+
+    with measured("generate and write the registry (DuckDB)"):
+        tables, _ = synthesize_tables(
+            SynthConfig(n_patients=n_patients, n_clinics=n_clinics, seed=1)
+        )
+        db = write_duckdb(tables, root / "registry.duckdb", protocol_text=SYNTH_PROTOCOL_YAML)
+    sizes = tables["patients"]["clinic_id"].value_counts()
+    clinic = str(sizes.index[len(sizes) // 2])  # a clinic of middling size
+    n_clinic = int(sizes.iloc[len(sizes) // 2])
+    del tables
+    gc.collect()
+    return db, clinic, n_clinic
+
+
+def _spawn(step: str, db: Path, clinic: str, root: Path) -> None:
+    command = [sys.executable, __file__, "--step", step, "--db", str(db), "--clinic", clinic]
+    result = subprocess.run(
+        [*command, "--out", str(root / "out")], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        print(f"{step} failed:\n{result.stderr[-2000:]}")
+        return
+    facts = json.loads(result.stdout.strip().splitlines()[-1])
+    print(
+        f"{facts['label']:<58} {facts['seconds']:8.2f} s   peak RSS {facts['peak_mib']:8.0f} MiB"
+        + (f"   kernel {facts['kernel_mib']:6.0f} MiB" if facts.get("kernel_mib") else ""),
+        flush=True,
+    )
+
+
+def _run_step(step: str, db: Path, clinic: str, out: Path) -> None:
+    from stepanalytics.reports import render_report
+    from stepanalytics.reports.shared import compute_peer_results, write_shared
+
+    started = time.perf_counter()
+    if step == "peers":
+        label = "peer results, clinic by clinic (validating each)"
+        write_shared(compute_peer_results(db), out / "_shared")
+    elif step == "report_from_peers":
+        label = f"clinic {clinic}'s QI report from the peer results"
+        shared = out / "_shared" / "peers_all-periods.pkl"
+        render_report("qi", data=db, clinic=clinic, out_dir=out, shared=shared)
+    elif step == "report_end_to_end":
+        label = f"clinic {clinic}'s QI report end to end"
+        render_report("qi", data=db, clinic=clinic, out_dir=out)
+    else:
+        from stepanalytics import load_cohort
+
+        label = "for comparison: the whole registry into pandas"
+        load_cohort(db)
+    seconds = time.perf_counter() - started
+    kernel = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**10
+    facts = {
+        "label": label,
+        "seconds": seconds,
+        "peak_mib": process_peak_rss_mib(),
+        "kernel_mib": kernel if step.startswith("report") else None,
+    }
+    print(json.dumps(facts))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""Clinic-by-clinic tables of a cohort, computed one clinic at a time.
+
+A committee report about one clinic compares it with every other clinic:
+completeness, outcome indicators, adherence and safety by clinic, patient
+counts by case-mix category, and the risk-adjusted peer comparison.  Only
+the clinic-level numbers of the other clinics are needed, never their
+patients, so a registry is read one clinic at a time (the DuckDB and Parquet
+readers filter while reading) and each clinic's patient-level data is
+reduced to what the tables are made of before the next clinic is read.
+Memory then grows with the largest clinic, not with the registry.
+
+The tables equal those computed on the whole cohort at once (tested):
+
+* counts (completeness, adherence, safety, case mix) are per clinic and are
+  put together, with the zero rows the whole cohort would give;
+* the pooled values (the safety centre and limits, the funnel's target and
+  the case-mix model) are computed after all clinics are in;
+* the reliable change index rests on the SD of every baseline in the cohort:
+  each clinic contributes its baseline moments, the pooled SD is formed at
+  the end (:func:`~stepanalytics.instruments.change.pooled_baseline_sd`) and
+  the clinics' baseline / follow-up pairs are scored again with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from stepanalytics.cohort import Cohort
+    from stepanalytics.reports.period import ReportPeriod
+
+#: Patient columns kept from each clinic for the pooled analyses.
+_PATIENT_COLUMNS = (
+    "patient_id",
+    "clinic_id",
+    "enrolled_month",
+    "age_band",
+    "sex",
+    "compensation_claim",
+    "pain_duration_months",
+)
+NOT_RECORDED = "not recorded"
+
+
+def category_counts(values: pd.Series) -> pd.Series:
+    """Patients per category of one patient column; missing values as "not recorded"."""
+    if pd.api.types.is_bool_dtype(values):
+        values = values.map({True: "yes", False: "no"})
+    return values.astype("string").fillna(NOT_RECORDED).value_counts()
+
+
+@dataclass
+class ClinicParts:
+    """What each clinic contributes, gathered while the clinics are read in turn."""
+
+    codes: tuple[str, ...]
+    outcome_day: int
+    patients: list[pd.DataFrame] = field(default_factory=list)
+    categories: list[pd.DataFrame] = field(default_factory=list)
+    funnel_counts: list[pd.DataFrame] = field(default_factory=list)
+    scored_codes: set[str] = field(default_factory=set)
+    moments: list[pd.DataFrame] = field(default_factory=list)
+    phase_end_pairs: list[pd.DataFrame] = field(default_factory=list)
+    day_pairs: list[pd.DataFrame] = field(default_factory=list)
+    adherence: list[pd.DataFrame] = field(default_factory=list)
+    adherence_settings: tuple[int, int] = (14, 8)
+    safety_counts: list[pd.DataFrame] = field(default_factory=list)
+    events_after_care: int = 0
+
+    def add(self, part: Cohort) -> None:
+        """Reduce one clinic's cohort to its contributions."""
+        from stepanalytics.instruments.change import baseline_moments, measure_change
+        from stepanalytics.qi.adherence import protocol_adherence
+        from stepanalytics.qi.completeness import completeness_funnel
+        from stepanalytics.qi.safety import safety_counts
+        from stepanalytics.reports.sections.overview import CASE_MIX_COLUMNS
+
+        patients = part.patients
+        kept = [c for c in _PATIENT_COLUMNS if c in patients.columns]
+        self.patients.append(patients[kept])
+        clinic = str(patients["clinic_id"].iat[0])
+        for column in CASE_MIX_COLUMNS:
+            if column in patients.columns:
+                counts = category_counts(patients[column])
+                self.categories.append(
+                    pd.DataFrame(
+                        {
+                            "column": column,
+                            "category": counts.index.astype(str),
+                            "clinic_id": clinic,
+                            "patients": counts.to_numpy(),
+                        }
+                    )
+                )
+        self.scored_codes |= set(part.instruments)
+        codes = list(self.codes)
+        if codes:
+            funnel = completeness_funnel(part, instruments=codes)
+            self.funnel_counts.append(
+                funnel.table[
+                    ["clinic_id", "instrument", "stage_order", "stage", "eligible", "measured"]
+                ]
+            )
+            self.moments.append(baseline_moments(part, instruments=codes))
+            self.phase_end_pairs.append(
+                measure_change(part, follow_up="phase_end", instruments=codes).patients
+            )
+            self.day_pairs.append(
+                measure_change(part, follow_up=self.outcome_day, instruments=codes).patients
+            )
+        adherence = protocol_adherence(part)
+        self.adherence.append(adherence.table)
+        self.adherence_settings = (adherence.delay_days, adherence.stall_weeks)
+        counts, after = safety_counts(part)
+        self.safety_counts.append(counts)
+        self.events_after_care += after
+
+
+def clinic_cohorts(source: Cohort | str | Path, period: ReportPeriod | None) -> Iterator[Cohort]:
+    """Each clinic's patients enrolled in the period, one clinic at a time.
+
+    A Cohort already in memory is cut into clinics; a DuckDB file or a folder
+    of Parquet tables is read clinic by clinic (only that clinic's rows leave
+    the file); a folder of CSV files is read once (CSV cannot be read in
+    part) and then cut.
+    """
+    from stepanalytics.cohort import Cohort, load_cohort
+    from stepanalytics.reports.context import restrict_to_period
+
+    if isinstance(source, Cohort):
+        yield from _cut(source, period)
+        return
+    path = Path(source)
+    if not reads_in_part(path):
+        yield from _cut(load_cohort(path), period)
+        return
+    for clinic in registry_clinics(path):
+        part = restrict_to_period(load_cohort(path, clinics=[clinic]), period)
+        if part.n_patients:
+            yield replace(part, items=part.items.iloc[:0])
+
+
+def _cut(whole: Cohort, period: ReportPeriod | None) -> Iterator[Cohort]:
+    """The clinics of a cohort in memory, one at a time."""
+    from stepanalytics.reports.context import restrict_to_period
+
+    # Item answers are scored already; cutting millions of them per clinic
+    # would cost more than everything else together.
+    slim = replace(whole, items=whole.items.iloc[:0])
+    for clinic in slim.clinics:
+        part = restrict_to_period(slim.subset(clinics=[clinic]), period)
+        if part.n_patients:
+            yield part
+
+
+def reads_in_part(path: Path) -> bool:
+    """Whether the readers can read one clinic without the rest (DuckDB, Parquet)."""
+    if path.is_file():
+        return True  # a DuckDB file (anything else is refused by load_cohort)
+    return not (path / "patients.csv").exists()
+
+
+def registry_clinics(path: Path) -> list[str]:
+    """The clinic ids of a stored cohort, read from its patients table only."""
+    from stepanalytics.cohort import load_cohort
+
+    return load_cohort(path, tables=()).clinics
+
+
+def combine_parts(parts: ClinicParts) -> dict[str, Any]:
+    """The clinic-by-clinic tables from every clinic's contributions.
+
+    Returns
+    -------
+    dict
+        ``patients`` (clinic_id, patients), ``categories``, ``completeness``,
+        ``outcomes``, ``adherence``, ``safety``, ``baseline_sd``,
+        ``day_pairs`` and ``patient_table`` (the last two patient-level, for
+        the peer comparison only; never stored).
+    """
+    from stepanalytics.instruments.change import pooled_baseline_sd, rescore_change
+    from stepanalytics.qi.adherence import Adherence
+    from stepanalytics.qi.indicators import indicators_from_change
+    from stepanalytics.qi.safety import safety_rates_from_counts
+
+    patient_table = _concat(parts.patients)
+    sds = pooled_baseline_sd(_concat(parts.moments)) if parts.moments else {}
+    outcomes = None
+    day_pairs = pd.DataFrame()
+    if parts.codes and parts.phase_end_pairs:
+        pairs, warnings = rescore_change(_concat(parts.phase_end_pairs), baseline_sd=sds)
+        outcomes = indicators_from_change(
+            pairs,
+            patient_table,
+            by=("clinic_id",),
+            follow_up="phase_end",
+            warnings=warnings,
+            title="Outcome indicators (change from baseline to the end of each phase stay)",
+        )
+        day_pairs, _ = rescore_change(_concat(parts.day_pairs), baseline_sd=sds)
+    delay, stall = parts.adherence_settings
+    adherence_table = _concat(parts.adherence).sort_values(["clinic_id", "phase"], kind="stable")
+    adherence = Adherence(
+        table=adherence_table.reset_index(drop=True),
+        title="Protocol adherence by clinic and phase",
+        delay_days=delay,
+        stall_weeks=stall,
+    )
+    safety = safety_rates_from_counts(
+        _concat(parts.safety_counts), events_after_care=parts.events_after_care
+    )
+    by_clinic = patient_table.groupby("clinic_id").size().rename("patients").reset_index()
+    return {
+        "patients": by_clinic,
+        "categories": _concat(parts.categories),
+        "completeness": _completeness(parts) if parts.codes else None,
+        "outcomes": outcomes,
+        "adherence": adherence,
+        "safety": safety,
+        "baseline_sd": sds,
+        "day_pairs": day_pairs,
+        "patient_table": patient_table,
+    }
+
+
+def _completeness(parts: ClinicParts) -> Any:
+    """The funnel of all clinics, with the zero rows of stages a clinic never reached.
+
+    Counted on the whole cohort, every clinic has a row for every stage any
+    clinic has (the phases reached differ between clinics); counted clinic
+    by clinic the missing stages are zero for that clinic.
+    """
+    from stepanalytics.qi.completeness import completeness_from_counts
+
+    counts = _concat(parts.funnel_counts)
+    stages = counts[["instrument", "stage_order", "stage"]].drop_duplicates()
+    clinics = counts[["clinic_id"]].drop_duplicates()
+    grid = clinics.merge(stages, how="cross")
+    keys = ["clinic_id", "instrument", "stage_order", "stage"]
+    full = grid.merge(counts, on=keys, how="left")
+    for column in ("eligible", "measured"):
+        full[column] = full[column].fillna(0).astype("int64")
+    warnings = [
+        f"{code}: no patient has a score in this cohort; every patient due is counted as "
+        "not measured."
+        for code in parts.codes
+        if code not in parts.scored_codes
+    ]
+    return completeness_from_counts(full, by=("clinic_id",), warnings=warnings)
+
+
+def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty] or list(frames[:1])
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
