@@ -32,6 +32,8 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/python -m pytest -q
+	# The Examples of every docstring run as written (numpydoc examples are tests too).
+	$(BIN)/python -m pytest -q --doctest-modules stepanalytics -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -16,7 +16,6 @@ Usage: python benchmarks/bench_registry_report.py [--patients 100000] [--clinics
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import resource
 import subprocess
@@ -39,19 +38,31 @@ def main() -> None:
     parser.add_argument("--clinic", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.step == "make":
+        n_patients, n_clinics = (int(v) for v in args.out.split(","))
+        _make_registry(Path(args.db), n_patients, n_clinics)
+        return
     if args.step:
         _run_step(args.step, Path(args.db), args.clinic, Path(args.out))
         return
     print(f"== one clinic's QI report: {args.patients:,} patients, {args.clinics} clinics")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        db, clinic, n_clinic = _make_registry(root, args.patients, args.clinics)
-        print(f"   registry {db.stat().st_size / 2**20:,.0f} MiB; clinic {clinic}: {n_clinic:,}")
+        db = root / "registry.duckdb"
+        # Linux keeps a process's peak memory across exec: every step, generating the
+        # registry too, runs in a child of this small process.
+        made = subprocess.run(
+            [sys.executable, __file__, "--step", "make", "--db", str(db), "--clinic", "",
+             "--out", f"{args.patients},{args.clinics}"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        print(made.stdout.strip())
+        clinic = made.stdout.strip().splitlines()[-1].split("clinic ")[1].split(":")[0]
         for step in ("peers", "report_from_peers", "report_end_to_end", "whole_load"):
             _spawn(step, db, clinic, root)
 
 
-def _make_registry(root: Path, n_patients: int, n_clinics: int) -> tuple[Path, str, int]:
+def _make_registry(db: Path, n_patients: int, n_clinics: int) -> None:
     from stepanalytics.io import write_duckdb
     from stepanalytics.synth import SynthConfig, synthesize_tables
     from stepanalytics.synth.generate import SYNTH_PROTOCOL_YAML
@@ -60,13 +71,12 @@ def _make_registry(root: Path, n_patients: int, n_clinics: int) -> tuple[Path, s
         tables, _ = synthesize_tables(
             SynthConfig(n_patients=n_patients, n_clinics=n_clinics, seed=1)
         )
-        db = write_duckdb(tables, root / "registry.duckdb", protocol_text=SYNTH_PROTOCOL_YAML)
-    sizes = tables["patients"]["clinic_id"].value_counts()
+        write_duckdb(tables, db, protocol_text=SYNTH_PROTOCOL_YAML)
+    sizes = tables["patients"]["clinic_id"].value_counts().sort_values(kind="stable")
     clinic = str(sizes.index[len(sizes) // 2])  # a clinic of middling size
     n_clinic = int(sizes.iloc[len(sizes) // 2])
-    del tables
-    gc.collect()
-    return db, clinic, n_clinic
+    size = db.stat().st_size / 2**20
+    print(f"   registry {size:,.0f} MiB; clinic {clinic}: {n_clinic:,} patients")
 
 
 def _spawn(step: str, db: Path, clinic: str, root: Path) -> None:

@@ -360,8 +360,10 @@ def _check_instruments(
         found.extend(check_assessment_scores(usable, registry))
     items = typed.get("items")
     if items is not None and {"instrument", "item", "value"} <= set(items.columns):
-        usable = items[items["instrument"].notna() & items["item"].notna()]
-        usable = usable.assign(item=usable["item"].astype("int64"))
+        usable = items
+        complete = items["instrument"].notna() & items["item"].notna()
+        if not (complete.all() and items["item"].dtype == "int64"):  # copying 28M rows is costly
+            usable = items[complete].assign(item=items.loc[complete, "item"].astype("int64"))
         found.extend(check_item_values(usable, registry))
     found.extend(check_protocol_thresholds(protocols, registry))
     return found

@@ -1,13 +1,13 @@
-"""Clinic-by-clinic tables of a cohort, computed one clinic at a time.
+"""Clinic-by-clinic tables of a cohort, computed a few whole clinics at a time.
 
 A committee report about one clinic compares it with every other clinic:
 completeness, outcome indicators, adherence and safety by clinic, patient
 counts by case-mix category, and the risk-adjusted peer comparison.  Only
 the clinic-level numbers of the other clinics are needed, never their
-patients, so a registry is read one clinic at a time (the DuckDB and Parquet
-readers filter while reading) and each clinic's patient-level data is
-reduced to what the tables are made of before the next clinic is read.
-Memory then grows with the largest clinic, not with the registry.
+patients, so a registry is read a few whole clinics at a time (the DuckDB
+and Parquet readers filter while reading) and each part's patient-level
+data is reduced to what the tables are made of before the next part is
+read.  Memory then grows with the part size, not with the registry.
 
 The tables equal those computed on the whole cohort at once (tested):
 
@@ -45,6 +45,9 @@ _PATIENT_COLUMNS = (
     "pain_duration_months",
 )
 NOT_RECORDED = "not recorded"
+#: Patients read together at most (roughly): clinics are read in groups this large,
+#: which keeps memory low (about 1 GB for a part with item answers) and reads few.
+PART_PATIENTS = 10_000
 
 
 def category_counts(values: pd.Series) -> pd.Series:
@@ -73,8 +76,9 @@ class ClinicParts:
     events_after_care: int = 0
 
     def add(self, part: Cohort) -> None:
-        """Reduce one clinic's cohort to its contributions."""
-        from stepanalytics.instruments.change import baseline_moments, measure_change
+        """Reduce one part (one or more whole clinics) to its contributions."""
+        from stepanalytics.instruments.change import measure_change
+        from stepanalytics.instruments.change_parts import baseline_moments
         from stepanalytics.qi.adherence import protocol_adherence
         from stepanalytics.qi.completeness import completeness_funnel
         from stepanalytics.qi.safety import safety_counts
@@ -83,20 +87,20 @@ class ClinicParts:
         patients = part.patients
         kept = [c for c in _PATIENT_COLUMNS if c in patients.columns]
         self.patients.append(patients[kept])
-        clinic = str(patients["clinic_id"].iat[0])
-        for column in CASE_MIX_COLUMNS:
-            if column in patients.columns:
-                counts = category_counts(patients[column])
-                self.categories.append(
-                    pd.DataFrame(
-                        {
-                            "column": column,
-                            "category": counts.index.astype(str),
-                            "clinic_id": clinic,
-                            "patients": counts.to_numpy(),
-                        }
+        for clinic, own in patients.groupby("clinic_id", sort=True):
+            for column in CASE_MIX_COLUMNS:
+                if column in own.columns:
+                    counts = category_counts(own[column])
+                    self.categories.append(
+                        pd.DataFrame(
+                            {
+                                "column": column,
+                                "category": counts.index.astype(str),
+                                "clinic_id": str(clinic),
+                                "patients": counts.to_numpy(),
+                            }
+                        )
                     )
-                )
         self.scored_codes |= set(part.instruments)
         codes = list(self.codes)
         if codes:
@@ -121,41 +125,72 @@ class ClinicParts:
         self.events_after_care += after
 
 
-def clinic_cohorts(source: Cohort | str | Path, period: ReportPeriod | None) -> Iterator[Cohort]:
-    """Each clinic's patients enrolled in the period, one clinic at a time.
+def clinic_cohorts(
+    source: Cohort | str | Path,
+    period: ReportPeriod | None,
+    *,
+    part_patients: int = PART_PATIENTS,
+) -> Iterator[Cohort]:
+    """The patients enrolled in the period, a few whole clinics at a time.
 
-    A Cohort already in memory is cut into clinics; a DuckDB file or a folder
-    of Parquet tables is read clinic by clinic (only that clinic's rows leave
+    A Cohort already in memory is cut into parts; a DuckDB file or a folder
+    of Parquet tables is read part by part (only those clinics' rows leave
     the file); a folder of CSV files is read once (CSV cannot be read in
-    part) and then cut.
+    part) and then cut.  A part is one clinic, or consecutive clinics
+    together up to about ``part_patients`` patients (fewer reads of the
+    store; a clinic is never split).
     """
     from stepanalytics.cohort import Cohort, load_cohort
     from stepanalytics.reports.context import restrict_to_period
 
     if isinstance(source, Cohort):
-        yield from _cut(source, period)
+        yield from _cut(source, period, part_patients)
         return
     path = Path(source)
     if not reads_in_part(path):
-        yield from _cut(load_cohort(path), period)
+        yield from _cut(load_cohort(path), period, part_patients)
         return
-    for clinic in registry_clinics(path):
-        part = restrict_to_period(load_cohort(path, clinics=[clinic]), period)
+    sizes = load_cohort(path, tables=()).patients["clinic_id"].value_counts()
+    for clinics in clinic_groups(sizes, part_patients):
+        part = restrict_to_period(load_cohort(path, clinics=clinics), period)
         if part.n_patients:
             yield replace(part, items=part.items.iloc[:0])
 
 
-def _cut(whole: Cohort, period: ReportPeriod | None) -> Iterator[Cohort]:
-    """The clinics of a cohort in memory, one at a time."""
+def _cut(whole: Cohort, period: ReportPeriod | None, part_patients: int) -> Iterator[Cohort]:
+    """The clinics of a cohort in memory, a part at a time."""
     from stepanalytics.reports.context import restrict_to_period
 
-    # Item answers are scored already; cutting millions of them per clinic
+    # Item answers are scored already; cutting millions of them per part
     # would cost more than everything else together.
     slim = replace(whole, items=whole.items.iloc[:0])
-    for clinic in slim.clinics:
-        part = restrict_to_period(slim.subset(clinics=[clinic]), period)
+    sizes = slim.patients["clinic_id"].value_counts()
+    for clinics in clinic_groups(sizes, part_patients):
+        part = restrict_to_period(slim.subset(clinics=clinics), period)
         if part.n_patients:
             yield part
+
+
+def clinic_groups(sizes: pd.Series, part_patients: int) -> list[list[str]]:
+    """Clinics in id order, grouped until a group holds ``part_patients`` patients.
+
+    Examples
+    --------
+    >>> clinic_groups(pd.Series({"C1": 4, "C2": 3, "C3": 9, "C4": 1}), 6)
+    [['C1', 'C2'], ['C3'], ['C4']]
+    """
+    groups: list[list[str]] = []
+    current: list[str] = []
+    total = 0
+    for clinic, n in sorted(sizes.items()):
+        current.append(str(clinic))
+        total += int(n)
+        if total >= part_patients:
+            groups.append(current)
+            current, total = [], 0
+    if current:
+        groups.append(current)
+    return groups
 
 
 def reads_in_part(path: Path) -> bool:
@@ -163,13 +198,6 @@ def reads_in_part(path: Path) -> bool:
     if path.is_file():
         return True  # a DuckDB file (anything else is refused by load_cohort)
     return not (path / "patients.csv").exists()
-
-
-def registry_clinics(path: Path) -> list[str]:
-    """The clinic ids of a stored cohort, read from its patients table only."""
-    from stepanalytics.cohort import load_cohort
-
-    return load_cohort(path, tables=()).clinics
 
 
 def combine_parts(parts: ClinicParts) -> dict[str, Any]:
@@ -183,7 +211,7 @@ def combine_parts(parts: ClinicParts) -> dict[str, Any]:
         ``day_pairs`` and ``patient_table`` (the last two patient-level, for
         the peer comparison only; never stored).
     """
-    from stepanalytics.instruments.change import pooled_baseline_sd, rescore_change
+    from stepanalytics.instruments.change_parts import pooled_baseline_sd, rescore_change
     from stepanalytics.qi.adherence import Adherence
     from stepanalytics.qi.indicators import indicators_from_change
     from stepanalytics.qi.safety import safety_rates_from_counts

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from stepanalytics.errors import AnalysisError, UsageError
+from stepanalytics.reports.clinic_parts import PART_PATIENTS
 from stepanalytics.reports.context import OUTCOME_INSTRUMENTS
 from stepanalytics.reports.inputs import ReportError
 from stepanalytics.reports.period import ReportPeriod
@@ -142,6 +143,7 @@ def compute_peer_results(
     instruments: Sequence[str] = (),
     indicators: Sequence[str] = PEER_INDICATORS,
     outcome_day: int = OUTCOME_DAY,
+    part_patients: int = PART_PATIENTS,
 ) -> PeerResults:
     """Every clinic's tables and the risk-adjusted comparison, computed once.
 
@@ -162,6 +164,9 @@ def compute_peer_results(
     outcome_day : int
         Follow-up day of the compared outcome (the closest score within the
         window of :func:`~stepanalytics.instruments.measure_change`).
+    part_patients : int
+        Clinics are read and reduced in groups of about this many patients
+        (never splitting a clinic); the results do not depend on it.
 
     Returns
     -------
@@ -190,7 +195,7 @@ def compute_peer_results(
     codes = tuple(c for c in (instruments or OUTCOME_INSTRUMENTS) if c in registry)
     parts = ClinicParts(codes=codes, outcome_day=outcome_day)
     fingerprint = source.fingerprint if isinstance(source, Cohort) else ""
-    for part in clinic_cohorts(source, period):
+    for part in clinic_cohorts(source, period, part_patients=part_patients):
         parts.add(part)
         fingerprint = part.fingerprint
     if not parts.patients:

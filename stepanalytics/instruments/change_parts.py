@@ -1,0 +1,148 @@
+"""Change measured in parts of a cohort, pooled as if measured whole.
+
+The reliable change index of :func:`~stepanalytics.instruments.measure_change`
+rests on the SD of every baseline in the cohort (``baseline_sd="cohort"``).
+A cohort read in parts (clinic by clinic, from a registry too large to hold)
+gets the whole cohort's numbers by collecting each part's baseline moments
+(:func:`baseline_moments`), pooling them (:func:`pooled_baseline_sd`) and
+scoring the parts' baseline / follow-up pairs again with the pooled SD
+(:func:`rescore_change`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stepanalytics.instruments.change import (
+    KEY,
+    _baseline_sds,
+    _baselines,
+    _resolve_inputs,
+    _score_pairs,
+)
+from stepanalytics.instruments.registry import Registry, get_registry
+
+__all__ = ["baseline_moments", "pooled_baseline_sd", "rescore_change"]
+
+
+def baseline_moments(
+    data: Any,
+    *,
+    instruments: Sequence[str] | None = None,
+    baseline_window_days: int | None = None,
+) -> pd.DataFrame:
+    """Count, mean and sum of squared deviations of the baseline scores per instrument.
+
+    The baseline SD behind the reliable change index (``baseline_sd="cohort"``
+    in :func:`measure_change`) is a property of the whole cohort.  A cohort
+    read in parts (clinic by clinic, from a registry too large to hold) gets
+    the same SD by pooling the parts' moments with :func:`pooled_baseline_sd`
+    and passing it to :func:`measure_change` as a mapping.
+
+    Returns
+    -------
+    DataFrame
+        ``instrument``, ``n``, ``mean``, ``m2`` (sum of squared deviations
+        from the mean).
+
+    Examples
+    --------
+    >>> scores = pd.DataFrame({"patient_id": ["a", "b", "c"], "day": [0, 3, 5],
+    ...                        "instrument": "odi", "score": [30.0, 40.0, 50.0]})
+    >>> baseline_moments(scores).to_dict("records")
+    [{'instrument': 'odi', 'n': 3, 'mean': 40.0, 'm2': 200.0}]
+    """
+    assessments, _, window = _resolve_inputs(data, None, baseline_window_days)
+    if instruments is not None:
+        assessments = assessments[assessments["instrument"].isin(list(instruments))]
+    _, baselines = _baselines(assessments, window)
+    rows = []
+    for code, group in baselines.dropna(subset=["baseline_score"]).groupby("instrument"):
+        values = group["baseline_score"].to_numpy(dtype=float)
+        mean = float(values.mean())
+        rows.append(
+            {
+                "instrument": str(code),
+                "n": len(values),
+                "mean": mean,
+                "m2": float(((values - mean) ** 2).sum()),
+            }
+        )
+    return pd.DataFrame(rows, columns=["instrument", "n", "mean", "m2"])
+
+
+def pooled_baseline_sd(moments: pd.DataFrame) -> dict[str, float]:
+    """The baseline SD (n - 1) per instrument from the moments of several parts.
+
+    Parts are combined with the pairwise update of Chan, Golub and LeVeque
+    (1983), which stays accurate where summing squares would not.  An
+    instrument with fewer than 2 baselines gets NaN (no usable SD, so no
+    reliable change index, as :func:`measure_change` does).
+
+    Examples
+    --------
+    >>> parts = pd.DataFrame({"instrument": ["odi", "odi"], "n": [2, 1],
+    ...                       "mean": [35.0, 50.0], "m2": [50.0, 0.0]})
+    >>> pooled_baseline_sd(parts)
+    {'odi': 10.0}
+    """
+    out: dict[str, float] = {}
+    for code, group in moments.groupby("instrument", sort=True):
+        n, mean, m2 = 0, 0.0, 0.0
+        for part in group.itertuples(index=False):
+            k = int(part.n)
+            if k == 0:
+                continue
+            delta = float(part.mean) - mean
+            total = n + k
+            mean += delta * k / total
+            m2 += float(part.m2) + delta * delta * n * k / total
+            n = total
+        out[str(code)] = float(np.sqrt(m2 / (n - 1))) if n >= 2 else float("nan")
+    return out
+
+
+def rescore_change(
+    patients: pd.DataFrame,
+    *,
+    baseline_sd: Mapping[str, float],
+    responder: str = "points_first",
+    registry: Registry | None = None,
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Score baseline / follow-up pairs again with given baseline SDs.
+
+    Parameters
+    ----------
+    patients : DataFrame
+        The ``patients`` frame of one or more :class:`ChangeResult` (parts of
+        a cohort measured apart, concatenated).
+    baseline_sd : mapping of str to float
+        SD per instrument, e.g. from :func:`pooled_baseline_sd`.
+    responder, registry
+        As in :func:`measure_change`.
+
+    Returns
+    -------
+    DataFrame, tuple of str
+        The pairs scored as :func:`measure_change` would have scored the whole
+        cohort with these SDs, and its warnings.
+
+    Examples
+    --------
+    >>> scores = pd.DataFrame({"patient_id": ["a", "a", "b", "b"], "day": [0, 90, 2, 88],
+    ...                        "instrument": "phq9", "score": [18.0, 6.0, 12.0, 13.0]})
+    >>> from stepanalytics.instruments.change import measure_change
+    >>> part = measure_change(scores, baseline_sd={"phq9": 1.0}).patients
+    >>> again, _ = rescore_change(part, baseline_sd={"phq9": 5.0})
+    >>> again["category"].tolist()
+    ['recovered', 'unchanged']
+    """
+    registry = registry or get_registry()
+    baselines = patients.drop_duplicates(KEY)[[*KEY, "baseline_score"]]
+    sds, warnings = _baseline_sds(baselines, baseline_sd, registry)
+    pairs = patients.drop(columns=["status"], errors="ignore")
+    return _score_pairs(pairs, sds, responder, registry, warnings), tuple(warnings)
