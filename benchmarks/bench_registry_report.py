@@ -121,7 +121,9 @@ def _run_step(step: str, db: Path, clinic: str, out: Path) -> None:
         "label": label,
         "seconds": seconds,
         "peak_mib": process_peak_rss_mib(),
-        "kernel_mib": kernel if step.startswith("report") else None,
+        # A child forked from a big process starts with that process's peak (Linux keeps
+        # it across fork and exec): only the kernel started from a small process is honest.
+        "kernel_mib": kernel if step == "report_from_peers" else None,
     }
     print(json.dumps(facts))
 

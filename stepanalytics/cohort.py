@@ -366,13 +366,9 @@ def _merge_scores(
         conflict = pd.MultiIndex.from_frame(bad[key])
         mask = pd.MultiIndex.from_frame(given[key]).isin(conflict)
         item_score = given[key].merge(bad[[*key, "score_items"]], on=key, how="left")
-        shown = (
-            given["instrument"]
-            + ": given "
-            + given["score"].astype(str)
-            + ", from items "
-            + item_score["score_items"].astype(str).to_numpy()
-        )
+        from_items_text = item_score["score_items"].astype(str).to_numpy()
+        shown = given["instrument"] + ": given " + given["score"].astype(str)
+        shown = shown + ", from items " + from_items_text
         problem = Problem.from_mask(
             "assessments",
             "score",

@@ -1,10 +1,9 @@
 """Check a cohort as read against the data contract, collecting every problem.
 
 Order: required tables, the identifier guard, column types (:mod:`.parse`),
-the protocol, the rules that tie tables together (known patients, days within
-follow-up, stays that follow each other, unique keys), instrument ranges, and
-when only some clinics were read the registry-wide rules
-(:mod:`.io.registry_checks`).  One :class:`CohortError` lists every problem.
+the protocol, the cross-table rules (known patients, days within follow-up,
+stays that follow each other, unique keys), instrument ranges, and when only
+some clinics were read the registry-wide rules (:mod:`.io.registry_checks`).
 """
 
 from __future__ import annotations
@@ -360,9 +359,9 @@ def _check_instruments(
         found.extend(check_assessment_scores(usable, registry))
     items = typed.get("items")
     if items is not None and {"instrument", "item", "value"} <= set(items.columns):
-        usable = items
         complete = items["instrument"].notna() & items["item"].notna()
-        if not (complete.all() and items["item"].dtype == "int64"):  # copying 28M rows is costly
+        usable = items  # copying 28M rows costs seconds: only when something is missing
+        if not (complete.all() and items["item"].dtype == "int64"):
             usable = items[complete].assign(item=items.loc[complete, "item"].astype("int64"))
         found.extend(check_item_values(usable, registry))
     found.extend(check_protocol_thresholds(protocols, registry))
