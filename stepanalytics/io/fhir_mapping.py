@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stepanalytics.contract import EXIT_REASONS
-from stepanalytics.errors import Problem
-from stepanalytics.io.mapping import MappingError, MappingReader
+from stepanalytics.io.mapping import MappingError, MappingReader, check_mapping_source
 
 _TOP_KEYS = {
     "source",
@@ -77,18 +76,7 @@ def parse_fhir_mapping(data: dict[str, Any], *, source: str = "mapping") -> Fhir
     ------
     MappingError
     """
-    if data.get("source", "fhir") != "fhir":
-        raise MappingError(
-            [
-                Problem(
-                    "mapping",
-                    "source",
-                    f"this is a mapping for {data.get('source')!r} data, not for FHIR resources",
-                    "give the FHIR mapping file",
-                )
-            ],
-            source=source,
-        )
+    check_mapping_source(data, "fhir", "FHIR resources", source)
     r = MappingReader(data)
     r.unknown_keys(data, "", _TOP_KEYS)
     rules = r.section("rules")

@@ -60,6 +60,29 @@ def read_mapping_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+def check_mapping_source(data: Mapping[str, Any], expected: str, what: str, source: str) -> None:
+    """Refuse a mapping file written for another kind of source (REDCap vs FHIR).
+
+    Examples
+    --------
+    >>> check_mapping_source({"source": "fhir"}, "fhir", "FHIR resources", "m.yaml")
+    >>> try:
+    ...     check_mapping_source({"source": "fhir"}, "redcap", "a REDCap export", "m.yaml")
+    ... except MappingError as err:
+    ...     print(err.problems[0].message)
+    this is a mapping for 'fhir' data, not for a REDCap export
+    """
+    found = data.get("source", expected)
+    if found != expected:
+        problem = Problem(
+            "mapping",
+            "source",
+            f"this is a mapping for {found!r} data, not for {what}",
+            f"give the {'FHIR' if expected == 'fhir' else 'REDCap'} mapping file",
+        )
+        raise MappingError([problem], source=source)
+
+
 class MappingReader:
     """Typed access to a mapping's keys that records problems instead of raising.
 

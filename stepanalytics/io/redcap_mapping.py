@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stepanalytics.contract import AGE_BANDS, EMPLOYMENT, EVENTS, EXIT_REASONS, SEVERITIES, SEXES
-from stepanalytics.errors import Problem
-from stepanalytics.io.mapping import MappingError, MappingReader
+from stepanalytics.io.mapping import MappingError, MappingReader, check_mapping_source
 
 #: Patient attributes a mapping can fill, with their vocabulary (None = free).
 PATIENT_ATTRIBUTES: dict[str, tuple[str, ...] | None] = {
@@ -147,18 +146,7 @@ def parse_redcap_mapping(data: dict[str, Any], *, source: str = "mapping") -> Re
     ------
     MappingError
     """
-    if data.get("source", "redcap") != "redcap":
-        raise MappingError(
-            [
-                Problem(
-                    "mapping",
-                    "source",
-                    f"this is a mapping for {data.get('source')!r} data, not for a REDCap export",
-                    "give the REDCap mapping file",
-                )
-            ],
-            source=source,
-        )
+    check_mapping_source(data, "redcap", "a REDCap export", source)
     r = MappingReader(data)
     r.unknown_keys(data, "", _TOP_KEYS)
     rules_raw = r.section("rules")

@@ -279,7 +279,7 @@ def benchmark_from_change(
     pairs : DataFrame
         The ``patients`` frame of :func:`~stepanalytics.instruments.measure_change`
         for ``instrument`` (or of
-        :func:`~stepanalytics.instruments.change.rescore_change` for a cohort
+        :func:`~stepanalytics.instruments.change_parts.rescore_change` for a cohort
         measured in parts).
     patients : DataFrame
         The cohort's patients table (clinic and case-mix columns).

@@ -198,7 +198,7 @@ def indicators_from_change(
     ----------
     pairs : DataFrame
         The ``patients`` frame of :func:`~stepanalytics.instruments.measure_change`
-        (or of :func:`~stepanalytics.instruments.change.rescore_change` for a
+        (or of :func:`~stepanalytics.instruments.change_parts.rescore_change` for a
         cohort measured in parts).
     patients : DataFrame
         The cohort's patients table (for the grouping columns).

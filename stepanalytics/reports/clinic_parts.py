@@ -17,7 +17,7 @@ The tables equal those computed on the whole cohort at once (tested):
   the case-mix model) are computed after all clinics are in;
 * the reliable change index rests on the SD of every baseline in the cohort:
   each clinic contributes its baseline moments, the pooled SD is formed at
-  the end (:func:`~stepanalytics.instruments.change.pooled_baseline_sd`) and
+  the end (:func:`~stepanalytics.instruments.change_parts.pooled_baseline_sd`) and
   the clinics' baseline / follow-up pairs are scored again with it.
 """
 
