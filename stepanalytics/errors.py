@@ -109,6 +109,36 @@ class Problem:
         return "\n".join(lines)
 
 
+def merge_problems(problems: Iterable[Problem]) -> list[Problem]:
+    """One problem per (table, column, message, fix), from problems found in parts.
+
+    A cohort validated a part at a time (clinic by clinic) finds the same
+    kind of defect in several parts, each with its own rows; a rule checked
+    over the whole registry finds the same rows in every part.  Identical
+    records are kept once; the others are joined: rows and examples pooled
+    (the first ones shown), row counts added.
+
+    Examples
+    --------
+    >>> a = Problem("assessments", "score", "out of range", "fix it", (3,), ("'400'",), 1)
+    >>> b = Problem("assessments", "score", "out of range", "fix it", (90,), ("'-1'",), 1)
+    >>> merged = merge_problems([a, b, a])
+    >>> merged[0].rows, merged[0].n_rows
+    ((3, 90), 2)
+    """
+    groups: dict[tuple[str, str | None, str, str], list[Problem]] = {}
+    for problem in dict.fromkeys(problems):  # identical records once, in order
+        key = (problem.table, problem.column, problem.message, problem.fix)
+        groups.setdefault(key, []).append(problem)
+    merged = []
+    for (table, column, message, fix), found in groups.items():
+        rows = sorted({r for p in found for r in p.rows})[:MAX_ROWS_SHOWN]
+        examples = list(dict.fromkeys(e for p in found for e in p.examples))[:MAX_EXAMPLES]
+        total = sum(p.n_rows for p in found)
+        merged.append(Problem(table, column, message, fix, tuple(rows), tuple(examples), total))
+    return merged
+
+
 def _show(value: object) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return "<empty>"

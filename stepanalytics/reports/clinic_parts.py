@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from stepanalytics.errors import CohortError, Problem, merge_problems
+
 if TYPE_CHECKING:
     from stepanalytics.cohort import Cohort
     from stepanalytics.reports.period import ReportPeriod
@@ -151,10 +153,18 @@ def clinic_cohorts(
         yield from _cut(load_cohort(path), period, part_patients)
         return
     sizes = load_cohort(path, tables=()).patients["clinic_id"].value_counts()
+    problems: list[Problem] = []
     for clinics in clinic_groups(sizes, part_patients):
-        part = restrict_to_period(load_cohort(path, clinics=clinics), period)
-        if part.n_patients:
+        try:
+            part = restrict_to_period(load_cohort(path, clinics=clinics), period)
+        except CohortError as err:
+            # Go on: the user fixes the data once, with every part's problems listed.
+            problems.extend(err.problems)
+            continue
+        if part.n_patients and not problems:
             yield replace(part, items=part.items.iloc[:0])
+    if problems:
+        raise CohortError(merge_problems(problems), source=str(path))
 
 
 def _cut(whole: Cohort, period: ReportPeriod | None, part_patients: int) -> Iterator[Cohort]:

@@ -130,3 +130,27 @@ def test_rescoring_parts_with_the_pooled_sd_equals_scoring_the_whole(cohort) -> 
     assert not np.array_equal(
         alone["rci"].to_numpy(dtype=float), whole.patients["rci"].to_numpy(dtype=float)
     )
+
+
+def test_problems_of_every_part_are_listed_together(cohort, tmp_path: Path) -> None:
+    from stepanalytics.errors import CohortError
+
+    tables = cohort.to_tables()
+    scores = tables["assessments"].copy()
+    clinic_of = cohort.patients.set_index("patient_id")["clinic_id"]
+    first, last = cohort.clinics[0], cohort.clinics[-1]
+    odi = scores["instrument"] == "odi"
+    broken = [
+        scores.index[odi & (scores["patient_id"].map(clinic_of) == clinic)][0]
+        for clinic in (first, last)
+    ]
+    scores.loc[broken, "score"] = 400.0
+    orphan = scores.iloc[[0]].assign(patient_id="P99999")
+    tables["assessments"] = pd.concat([scores, orphan], ignore_index=True)
+    db = write_duckdb(tables, tmp_path / "bad.duckdb", protocol_text=SYNTH_PROTOCOL_YAML)
+    with pytest.raises(CohortError) as info:
+        compute_peer_results(db, part_patients=1)  # the two bad rows are in different parts
+    problems = {(p.table, p.column): p for p in info.value.problems}
+    assert set(problems) == {("assessments", "score"), ("assessments", "patient_id")}
+    assert problems[("assessments", "score")].rows == tuple(sorted(i + 1 for i in broken))
+    assert problems[("assessments", "patient_id")].n_rows == 1  # found once, not once a part
