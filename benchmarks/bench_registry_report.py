@@ -4,11 +4,12 @@ Each step runs in a fresh process so that its peak memory is its own
 (``ru_maxrss`` only grows); the notebook kernel is a child process and its
 peak is reported too.
 
-Steps: the peer results computed clinic by clinic (validating each clinic
-as it is read); the clinic's report rendered from them (the notebook reads
-only the clinic); the whole ``stepanalytics report qi --clinic`` path end to
-end; and, for comparison, loading the whole registry into pandas, which is
-what a clinic's report needed before.
+Steps: the peer results computed part by part (validating each clinic as
+it is read), in one process and in worker processes; the clinic's report
+rendered from them (the notebook reads only the clinic); the whole
+``stepanalytics report qi --clinic`` path end to end; and, for comparison,
+loading the whole registry into pandas, which is what a clinic's report
+needed before.
 
 Usage: python benchmarks/bench_registry_report.py [--patients 100000] [--clinics 60]
 """
@@ -58,7 +59,8 @@ def main() -> None:
         )  # fmt: skip
         print(made.stdout.strip())
         clinic = made.stdout.strip().splitlines()[-1].split("clinic ")[1].split(":")[0]
-        for step in ("peers", "report_from_peers", "report_end_to_end", "whole_load"):
+        steps = ("peers_one_process", "peers", "report_from_peers", "report_end_to_end")
+        for step in (*steps, "whole_load"):
             _spawn(step, db, clinic, root)
 
 
@@ -90,19 +92,24 @@ def _spawn(step: str, db: Path, clinic: str, root: Path) -> None:
     facts = json.loads(result.stdout.strip().splitlines()[-1])
     print(
         f"{facts['label']:<58} {facts['seconds']:8.2f} s   peak RSS {facts['peak_mib']:8.0f} MiB"
-        + (f"   kernel {facts['kernel_mib']:6.0f} MiB" if facts.get("kernel_mib") else ""),
+        + (f"   kernel {facts['kernel_mib']:6.0f} MiB" if facts.get("kernel_mib") else "")
+        + (f"   each worker {facts['workers_mib']:6.0f} MiB" if facts.get("workers_mib") else ""),
         flush=True,
     )
 
 
 def _run_step(step: str, db: Path, clinic: str, out: Path) -> None:
     from stepanalytics.reports import render_report
+    from stepanalytics.reports.clinic_parts import PEER_WORKERS
     from stepanalytics.reports.shared import compute_peer_results, write_shared
 
     started = time.perf_counter()
-    if step == "peers":
-        label = "peer results, clinic by clinic (validating each)"
-        write_shared(compute_peer_results(db), out / "_shared")
+    if step == "peers_one_process":
+        label = "peer results, part by part, in this process"
+        compute_peer_results(db, workers=1)
+    elif step == "peers":
+        label = f"peer results, parts read by {PEER_WORKERS} worker processes"
+        write_shared(compute_peer_results(db, workers=PEER_WORKERS), out / "_shared")
     elif step == "report_from_peers":
         label = f"clinic {clinic}'s QI report from the peer results"
         shared = out / "_shared" / "peers_all-periods.pkl"
@@ -124,6 +131,7 @@ def _run_step(step: str, db: Path, clinic: str, out: Path) -> None:
         # A child forked from a big process starts with that process's peak (Linux keeps
         # it across fork and exec): only the kernel started from a small process is honest.
         "kernel_mib": kernel if step == "report_from_peers" else None,
+        "workers_mib": kernel if step == "peers" else None,
     }
     print(json.dumps(facts))
 

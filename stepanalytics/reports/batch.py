@@ -210,6 +210,7 @@ def render_batch(
     The heavy shared computations (:func:`~stepanalytics.reports.shared.compute_peer_results`)
     run once, here, whatever executes the reports.
     """
+    from stepanalytics.reports.clinic_parts import PEER_WORKERS
     from stepanalytics.reports.shared import compute_peer_results, write_shared
 
     started = time.perf_counter()
@@ -264,6 +265,7 @@ def render_batch(
         peers = compute_peer_results(
             source,
             period=chosen,
+            workers=min(workers, PEER_WORKERS),
             instruments=tuple(parameters.get("instruments", ())),
         )
         shared = write_shared(peers, folder)

@@ -23,6 +23,7 @@ The tables equal those computed on the whole cohort at once (tested):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +51,9 @@ NOT_RECORDED = "not recorded"
 #: Patients read together at most (roughly): clinics are read in groups this large,
 #: which keeps memory low (about 1 GB for a part with item answers) and reads few.
 PART_PATIENTS = 10_000
+#: Worker processes reading parts of a stored registry at once (one per core, at most 2:
+#: each holds a part in memory).
+PEER_WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
 def category_counts(values: pd.Series) -> pd.Series:
@@ -76,6 +80,15 @@ class ClinicParts:
     adherence_settings: tuple[int, int] = (14, 8)
     safety_counts: list[pd.DataFrame] = field(default_factory=list)
     events_after_care: int = 0
+
+    def merge(self, other: ClinicParts) -> None:
+        """Take in the contributions gathered by another reader (a worker process)."""
+        for name in ("patients", "categories", "funnel_counts", "moments", "phase_end_pairs",
+                     "day_pairs", "adherence", "safety_counts"):  # fmt: skip
+            getattr(self, name).extend(getattr(other, name))
+        self.scored_codes |= other.scored_codes
+        self.events_after_care += other.events_after_care
+        self.adherence_settings = other.adherence_settings
 
     def add(self, part: Cohort) -> None:
         """Reduce one part (one or more whole clinics) to its contributions."""
@@ -165,6 +178,73 @@ def clinic_cohorts(
             yield replace(part, items=part.items.iloc[:0])
     if problems:
         raise CohortError(merge_problems(problems), source=str(path))
+
+
+def gather_parts(
+    source: Cohort | str | Path,
+    period: ReportPeriod | None,
+    *,
+    codes: tuple[str, ...],
+    outcome_day: int,
+    part_patients: int = PART_PATIENTS,
+    workers: int = 1,
+) -> tuple[ClinicParts, str]:
+    """Every part's contributions, and the fingerprint of the data they came from.
+
+    With ``workers`` above 1 and a store that reads in part (DuckDB,
+    Parquet), the parts are read and reduced in that many worker processes
+    at once (each reads its own clinics from the store; only the reduced
+    contributions travel back).  Problems found in any part are listed
+    together, as :func:`clinic_cohorts` does.
+    """
+    from stepanalytics.cohort import Cohort, load_cohort
+
+    gathered = ClinicParts(codes=codes, outcome_day=outcome_day)
+    if isinstance(source, Cohort) or workers <= 1 or not reads_in_part(Path(source)):
+        fingerprint = source.fingerprint if isinstance(source, Cohort) else ""
+        for part in clinic_cohorts(source, period, part_patients=part_patients):
+            gathered.add(part)
+            fingerprint = part.fingerprint
+        return gathered, fingerprint
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    path = Path(source)
+    sizes = load_cohort(path, tables=()).patients["clinic_id"].value_counts()
+    groups = clinic_groups(sizes, part_patients)
+    jobs = [(path, group, period, codes, outcome_day) for group in groups]
+    problems: list[Problem] = []
+    fingerprint = ""
+    # spawn, not fork: the parent may hold DuckDB connections and threads.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        for found, part_problems, part_fingerprint in pool.map(_reduce_part, jobs):
+            problems.extend(part_problems)
+            if found is not None:
+                gathered.merge(found)
+                fingerprint = part_fingerprint
+    if problems:
+        raise CohortError(merge_problems(problems), source=str(path))
+    return gathered, fingerprint
+
+
+def _reduce_part(
+    job: tuple[Path, list[str], ReportPeriod | None, tuple[str, ...], int],
+) -> tuple[ClinicParts | None, list[Problem], str]:
+    """Read one part of a store and reduce it (run in a worker process)."""
+    from stepanalytics.cohort import load_cohort
+    from stepanalytics.reports.context import restrict_to_period
+
+    path, clinics, period, codes, outcome_day = job
+    try:
+        part = restrict_to_period(load_cohort(path, clinics=clinics), period)
+    except CohortError as err:
+        return None, list(err.problems), ""
+    if not part.n_patients:
+        return None, [], part.fingerprint
+    reduced = ClinicParts(codes=codes, outcome_day=outcome_day)
+    reduced.add(replace(part, items=part.items.iloc[:0]))
+    return reduced, [], part.fingerprint
 
 
 def _cut(whole: Cohort, period: ReportPeriod | None, part_patients: int) -> Iterator[Cohort]:

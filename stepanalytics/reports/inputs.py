@@ -243,12 +243,15 @@ def prepare_report_data(
         The peer-results file written in ``work``, or None.
     """
     from stepanalytics.cohort import load_cohort
+    from stepanalytics.reports.clinic_parts import PEER_WORKERS
     from stepanalytics.reports.shared import compute_peer_results, write_shared
 
     if source is None:
         source = inputs.data
     if compare:
-        peers = compute_peer_results(source, period=period, instruments=instruments)
+        peers = compute_peer_results(
+            source, period=period, instruments=instruments, workers=PEER_WORKERS
+        )
         return write_shared(peers, work)
     if isinstance(source, Path):
         load_cohort(source)

@@ -144,6 +144,7 @@ def compute_peer_results(
     indicators: Sequence[str] = PEER_INDICATORS,
     outcome_day: int = OUTCOME_DAY,
     part_patients: int = PART_PATIENTS,
+    workers: int = 1,
 ) -> PeerResults:
     """Every clinic's tables and the risk-adjusted comparison, computed once.
 
@@ -167,6 +168,10 @@ def compute_peer_results(
     part_patients : int
         Clinics are read and reduced in groups of about this many patients
         (never splitting a clinic); the results do not depend on it.
+    workers : int
+        Parts of a stored registry (DuckDB, Parquet) read at once, each in a
+        worker process; 1 reads them in this process.  Results do not depend
+        on it.
 
     Returns
     -------
@@ -187,17 +192,19 @@ def compute_peer_results(
     and empirical-Bayes shrunken estimates.  A comparison that cannot be
     made (too few clinics or events) is kept with its reason.
     """
-    from stepanalytics.cohort import Cohort
     from stepanalytics.instruments import get_registry
-    from stepanalytics.reports.clinic_parts import ClinicParts, clinic_cohorts, combine_parts
+    from stepanalytics.reports.clinic_parts import combine_parts, gather_parts
 
     registry = get_registry()
     codes = tuple(c for c in (instruments or OUTCOME_INSTRUMENTS) if c in registry)
-    parts = ClinicParts(codes=codes, outcome_day=outcome_day)
-    fingerprint = source.fingerprint if isinstance(source, Cohort) else ""
-    for part in clinic_cohorts(source, period, part_patients=part_patients):
-        parts.add(part)
-        fingerprint = part.fingerprint
+    parts, fingerprint = gather_parts(
+        source,
+        period,
+        codes=codes,
+        outcome_day=outcome_day,
+        part_patients=part_patients,
+        workers=workers,
+    )
     if not parts.patients:
         when = period.label if period else "any period"
         raise ReportError(f"No patient was enrolled in {when}: there is nothing to compare.")

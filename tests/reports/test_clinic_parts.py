@@ -94,9 +94,10 @@ def test_every_table_equals_the_whole_cohort(cohort, period, part_patients) -> N
     assert compared >= 3
 
 
-def test_a_stored_registry_gives_the_same_tables(cohort, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])  # in this process; in two worker processes
+def test_a_stored_registry_gives_the_same_tables(cohort, tmp_path: Path, workers) -> None:
     db = write_duckdb(cohort.to_tables(), tmp_path / "r.duckdb", protocol_text=SYNTH_PROTOCOL_YAML)
-    from_disk = compute_peer_results(db, part_patients=100)
+    from_disk = compute_peer_results(db, part_patients=100, workers=workers)
     in_memory = compute_peer_results(cohort, part_patients=cohort.n_patients)  # one part
     for name in ("completeness", "outcomes", "adherence", "safety"):
         _equal(getattr(from_disk, name).table, getattr(in_memory, name).table)
@@ -132,7 +133,8 @@ def test_rescoring_parts_with_the_pooled_sd_equals_scoring_the_whole(cohort) -> 
     )
 
 
-def test_problems_of_every_part_are_listed_together(cohort, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_problems_of_every_part_are_listed_together(cohort, tmp_path: Path, workers) -> None:
     from stepanalytics.errors import CohortError
 
     tables = cohort.to_tables()
@@ -148,8 +150,8 @@ def test_problems_of_every_part_are_listed_together(cohort, tmp_path: Path) -> N
     orphan = scores.iloc[[0]].assign(patient_id="P99999")
     tables["assessments"] = pd.concat([scores, orphan], ignore_index=True)
     db = write_duckdb(tables, tmp_path / "bad.duckdb", protocol_text=SYNTH_PROTOCOL_YAML)
-    with pytest.raises(CohortError) as info:
-        compute_peer_results(db, part_patients=1)  # the two bad rows are in different parts
+    with pytest.raises(CohortError) as info:  # the two bad rows are in different parts
+        compute_peer_results(db, part_patients=1, workers=workers)
     problems = {(p.table, p.column): p for p in info.value.problems}
     assert set(problems) == {("assessments", "score"), ("assessments", "patient_id")}
     assert problems[("assessments", "score")].rows == tuple(sorted(i + 1 for i in broken))
