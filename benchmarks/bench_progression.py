@@ -51,9 +51,20 @@ def main() -> None:
     with measured("cumulative incidence per phase (IJ variance)"):
         for phase in (1, 2, 3, 4):
             phase_exit_incidence(stays, phase=phase)
+    with measured("cumulative incidence per phase by clinic + Gray's test"):
+        for phase in (1, 2, 3, 4):
+            phase_exit_incidence(stays, phase=phase, by="clinic_id")
     with measured("Cox, phase 1, clinic strata + robust + cox.zph"):
         fit_progression_cox(
             stays, phase=1, covariates=["compensation_claim", "age_band", "sex"], clinic="strata"
+        )
+    with measured("Cox, Breslow ties (own Newton-Raphson), same model"):
+        fit_progression_cox(
+            stays,
+            phase=1,
+            covariates=["compensation_claim", "age_band", "sex"],
+            clinic="strata",
+            ties="breslow",
         )
     with measured("multi-state rows"):
         rows, _ = multistate_data(cohort)

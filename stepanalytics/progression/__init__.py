@@ -6,6 +6,7 @@ the R function it agrees with.
 
 from stepanalytics.progression.competing_risks import cumulative_incidence
 from stepanalytics.progression.cox import fit_cox
+from stepanalytics.progression.gray import gray_test
 from stepanalytics.progression.kaplan_meier import kaplan_meier
 from stepanalytics.progression.multistate import fit_multistate, restricted_mean
 from stepanalytics.progression.multistate_data import multistate_data
@@ -19,6 +20,7 @@ from stepanalytics.progression.phases import (
 from stepanalytics.progression.results import (
     CoxModel,
     CumulativeIncidence,
+    GrayTest,
     MultiStateModel,
     SurvivalCurves,
 )
@@ -29,6 +31,7 @@ __all__ = [
     "OUTCOMES",
     "CoxModel",
     "CumulativeIncidence",
+    "GrayTest",
     "MultiStateModel",
     "SurvivalCurves",
     "add_baselines",
@@ -38,6 +41,7 @@ __all__ = [
     "fit_multistate",
     "fit_progression_cox",
     "fit_transition_cox",
+    "gray_test",
     "kaplan_meier",
     "multistate_data",
     "phase_exit_incidence",

@@ -27,6 +27,7 @@ import pandas as pd
 from stepanalytics.errors import AnalysisError, UsageError
 from stepanalytics.progression.aalen_johansen import fit_product_limit, prepare_counting_data
 from stepanalytics.progression.confidence import check_conf, confidence_limits
+from stepanalytics.progression.gray import gray_table
 from stepanalytics.progression.results import CumulativeIncidence
 
 #: Name of the "no outcome yet" state in the result tables.
@@ -44,6 +45,8 @@ def cumulative_incidence(
     cluster: str | None = None,
     at: Sequence[float] = (),
     variance: str = "ij",
+    strata: str | None = None,
+    rho: float = 0.0,
     conf_type: str = "log",
     conf_level: float = 0.95,
     still_in: str = STILL_IN,
@@ -72,6 +75,12 @@ def cumulative_incidence(
         Times at which to report the incidences.
     variance : {"ij", "aalen"}
         ``"ij"``: R survfit's infinitesimal jackknife; ``"aalen"``: cmprsk's.
+    strata : str, optional
+        Stratify Gray's test on this column (with ``by``; R ``cuminc(...,
+        strata)``).  The curves are not affected.
+    rho : float
+        Power of the weight ``(1 - F0(t-))^rho`` of Gray's test (0: R's
+        default; positive values stress early differences).
     conf_type, conf_level
         Pointwise limits, as :func:`kaplan_meier`.
     still_in : str
@@ -80,6 +89,8 @@ def cumulative_incidence(
     Returns
     -------
     CumulativeIncidence
+        With ``by``, ``tests`` holds Gray's test of equal incidence across
+        the groups for each outcome (see :func:`gray_test`).
 
     Examples
     --------
@@ -92,7 +103,9 @@ def cumulative_incidence(
     check_conf(conf_type, conf_level)
     if variance not in VARIANCES:
         raise UsageError(f"variance must be one of {', '.join(VARIANCES)}; got {variance!r}")
-    frame = _checked(data, duration, outcome, by, cluster)
+    if strata is not None and by is None:
+        raise UsageError("strata= stratifies Gray's test between groups: give by= as well")
+    frame = _checked(data, duration, outcome, by, cluster, strata)
     kinds = sorted(k for k in frame[outcome].unique() if k != censored)
     if not kinds:
         raise AnalysisError(
@@ -124,12 +137,22 @@ def cumulative_incidence(
             f"for several rows per {cluster}"
         )
     at_table = _at_times(table, frame, duration, by, at, warnings, conf_type, conf_level)
+    tests = pd.DataFrame()
+    if by is not None and len(groups) > 1:
+        tests = gray_table(frame, duration=duration, outcome=outcome, censored=censored, by=by,
+                           strata=strata, rho=rho, kinds=kinds, warnings=warnings)  # fmt: skip
+        if cluster is not None and frame[cluster].duplicated().any():
+            warnings.append(
+                f"Gray's test treats every row as independent, but some {cluster} have several "
+                "rows: its p-values are too small; test first stays only"
+            )
     return CumulativeIncidence(
         table=table,
         warnings=tuple(warnings),
         title=title or "Cumulative incidence (Aalen-Johansen)",
         at_times=at_table,
         events=pd.DataFrame(counts),
+        tests=tests,
         variance=variance,
         conf_type=conf_type,
         conf_level=conf_level,
@@ -137,9 +160,14 @@ def cumulative_incidence(
 
 
 def _checked(
-    data: pd.DataFrame, duration: str, outcome: str, by: str | None, cluster: str | None
+    data: pd.DataFrame,
+    duration: str,
+    outcome: str,
+    by: str | None,
+    cluster: str | None,
+    strata: str | None = None,
 ) -> pd.DataFrame:
-    needed = [c for c in (duration, outcome, by, cluster) if c is not None]
+    needed = [c for c in (duration, outcome, by, cluster, strata) if c is not None]
     missing = [c for c in needed if c not in data.columns]
     if missing:
         raise UsageError(
@@ -156,6 +184,13 @@ def _checked(
             f"rows {rows} lack a time >= 0 in {duration!r} or an outcome in {outcome!r}; "
             "fix or remove them before the analysis"
         )
+    for column in (by, strata):
+        if column is not None and frame[column].isna().any():
+            rows = ", ".join(str(i) for i in frame.index[frame[column].isna()][:10])
+            raise AnalysisError(
+                f"rows {rows} have no value in {column!r}; fill it (e.g. 'unknown') or remove "
+                "them before comparing groups"
+            )
     frame[duration] = times.astype(float)
     return frame
 

@@ -1,12 +1,16 @@
-"""Cox proportional-hazards models: lifelines fits, Efron-exact variances and PH test.
+"""Cox proportional-hazards models: Efron or Breslow ties, robust variances and PH test.
 
 Notes
 -----
 R equivalent: ``coxph(Surv(time, event) ~ x1 + x2 + strata(s), ties =
 "efron", cluster = c)`` and ``cox.zph(fit)`` (survival >= 3.0).
 
-lifelines (``CoxPHFitter``, Efron ties) gives the coefficients, the
-log-likelihood and the concordance.  Two things are computed here instead:
+With Efron ties (the default, as R) lifelines (``CoxPHFitter``) gives the
+coefficients, the log-likelihood and the concordance.  lifelines has no
+Breslow ties: with ``ties="breslow"`` the whole fit is ours (Newton-Raphson
+on the Breslow partial likelihood, Breslow 1974), the concordance is
+lifelines' ``concordance_index`` of the linear predictor.  Two things are
+computed here for both tie methods:
 
 * robust and cluster-robust standard errors: lifelines' sandwich is not
   consistent with Efron's handling of ties (on the ``rossi`` data its
@@ -29,10 +33,16 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter
+from lifelines.utils import concordance_index
 from scipy.stats import chi2, norm
 
 from stepanalytics.errors import AnalysisError, UsageError
-from stepanalytics.progression.cox_efron import efron_sums, robust_variance, zph_test
+from stepanalytics.progression.cox_efron import (
+    efron_sums,
+    fit_breslow,
+    robust_variance,
+    zph_test,
+)
 from stepanalytics.progression.results import CoxModel
 
 MIN_EVENTS = 10
@@ -40,6 +50,7 @@ EVENTS_PER_COEFFICIENT = 10
 FEW_CLUSTERS = 20
 FEW_LEVEL_EVENTS = 5
 PH_ALPHA = 0.05
+TIES = ("efron", "breslow")
 
 
 def fit_cox(
@@ -52,11 +63,12 @@ def fit_cox(
     cluster: str | None = None,
     robust: bool = False,
     entry: str | None = None,
+    ties: str = "efron",
     conf_level: float = 0.95,
     min_events: int = MIN_EVENTS,
     title: str | None = None,
 ) -> CoxModel:
-    """Fit a Cox model with Efron ties; robust SEs and the PH test as in R.
+    """Fit a Cox model with Efron or Breslow ties; robust SEs and the PH test as in R.
 
     Parameters
     ----------
@@ -76,6 +88,11 @@ def fit_cox(
         Robust standard errors with every row its own cluster.
     entry : str, optional
         Delayed-entry time (rows at risk only after it).
+    ties : {"efron", "breslow"}
+        Handling of tied event times, as R ``coxph(ties=)``.  Efron (R's
+        default) is closer to the exact partial likelihood when ties are
+        many; Breslow matches older software (SAS ``PROC PHREG``'s default,
+        Stata's ``stcox``).  Both give the same answer without ties.
     conf_level : float
         Level of the hazard-ratio intervals.
     min_events : int
@@ -98,7 +115,13 @@ def fit_cox(
     ...               covariates=["fin", "age", "prio"])
     >>> fit.table.set_index("term")["estimate"].round(4).to_dict()
     {'fin': -0.347, 'age': -0.0671, 'prio': 0.0969}
+    >>> breslow = fit_cox(load_rossi(), duration="week", event="arrest",
+    ...                   covariates=["fin", "age", "prio"], ties="breslow")
+    >>> breslow.table.set_index("term")["estimate"].round(4).to_dict()
+    {'fin': -0.3464, 'age': -0.0669, 'prio': 0.0965}
     """
+    if ties not in TIES:
+        raise UsageError(f"ties must be 'efron' or 'breslow', not {ties!r}")
     columns = [duration, event, *covariates, *(c for c in (strata, cluster, entry) if c)]
     missing = [c for c in dict.fromkeys(columns) if c not in data.columns]
     if missing:
@@ -122,12 +145,26 @@ def fit_cox(
     _check_events(n_events, len(design.columns), min_events, notes)
     _check_sparse_levels(design, terms, covariates, happened, notes)
 
-    fitted = _lifelines_fit(design, time, happened, frame, strata, entry, notes)
-    beta = fitted.params_[design.columns].to_numpy()
     strata_codes = None if strata is None else pd.factorize(frame[strata])[0]
     entry_times = None if entry is None else frame[entry].to_numpy(dtype=float)
     x = design.to_numpy(dtype=float)
-    sums = efron_sums(time, happened, x, beta, strata=strata_codes, entry=entry_times)
+    fitted: CoxPHFitter | None = None
+    if ties == "efron":
+        fitted = _lifelines_fit(design, time, happened, frame, strata, entry, notes)
+        beta = fitted.params_[design.columns].to_numpy()
+        sums = efron_sums(time, happened, x, beta, strata=strata_codes, entry=entry_times)
+        log_likelihood = float(fitted.log_likelihood_)
+        concordance = float(fitted.concordance_index_)
+    else:
+        try:
+            beta, sums, _ = fit_breslow(time, happened, x, strata=strata_codes, entry=entry_times)
+        except (ArithmeticError, np.linalg.LinAlgError) as error:
+            raise AnalysisError(
+                f"the Cox model could not be fitted ({error}). Often a covariate separates "
+                "events from non-events; simplify the model."
+            ) from error
+        log_likelihood = sums.log_likelihood
+        concordance = float(concordance_index(time, -(x @ beta), happened))
     model_var = np.asarray(np.linalg.inv(sums.information), dtype=np.float64)
     variance = "model"
     cov = model_var
@@ -151,12 +188,12 @@ def fit_cox(
         table=table,
         warnings=tuple(notes),
         model=fitted,
-        title=title or "Cox proportional-hazards model (Efron ties)",
+        title=title or f"Cox proportional-hazards model ({ties.capitalize()} ties)",
         ph_test=ph,
         n=len(frame),
         n_events=n_events,
-        log_likelihood=float(fitted.log_likelihood_),
-        concordance=float(fitted.concordance_index_),
+        log_likelihood=log_likelihood,
+        concordance=concordance,
         variance=variance,
     )
 

@@ -141,6 +141,8 @@ def phase_exit_incidence(
     entry: Entry = "first",
     at: Sequence[float] = DEFAULT_DAYS,
     variance: str = "ij",
+    strata: str | None = None,
+    rho: float = 0.0,
     conf_type: str = "log",
     conf_level: float = 0.95,
 ) -> CumulativeIncidence:
@@ -148,7 +150,10 @@ def phase_exit_incidence(
 
     Aalen-Johansen, deterministic; see :func:`cumulative_incidence`.  With
     ``entry="all"`` a patient's episodes form one cluster for the
-    standard errors.
+    standard errors.  With ``by``, ``tests`` holds Gray's test of equal
+    incidence across the groups for each way of leaving (stratified by
+    ``strata``, weight power ``rho``; R ``cmprsk::cuminc(..., group,
+    strata)$Tests``).
 
     Examples
     --------
@@ -169,6 +174,8 @@ def phase_exit_incidence(
         cluster="patient_id" if entry == "all" else None,
         at=at,
         variance=variance,
+        strata=strata,
+        rho=rho,
         conf_type=conf_type,
         conf_level=conf_level,
         title=f"How patients leave phase {phase} ({_entry_words(entry)})",
@@ -183,6 +190,7 @@ def fit_progression_cox(
     outcomes: Sequence[str] = PROGRESSION,
     entry: Entry = "first",
     clinic: Literal["cluster", "strata"] | None = "cluster",
+    ties: str = "efron",
     conf_level: float = 0.95,
     min_events: int = MIN_EVENTS,
 ) -> CoxModel:
@@ -206,6 +214,8 @@ def fit_progression_cox(
     clinic : {"cluster", "strata", None}
         Clinic as clusters for robust standard errors, as strata (own
         baseline hazard), or ignored.
+    ties : {"efron", "breslow"}
+        Tied durations, as R ``coxph(ties=)``; see :func:`fit_cox`.
 
     Returns
     -------
@@ -235,6 +245,7 @@ def fit_progression_cox(
         covariates=covariates,
         strata="clinic_id" if clinic == "strata" else None,
         cluster=cluster,
+        ties=ties,
         conf_level=conf_level,
         min_events=min_events,
         title=f"Cox model: {' or '.join(outcomes)} out of phase {phase} ({_entry_words(entry)})",

@@ -78,11 +78,13 @@ class CumulativeIncidence(_Sections):
     ci_lower, ci_upper.  The outcome ``in_phase`` is the probability of
     still being in the phase, so the outcomes add up to 1 at every time.
     ``at_times``: the same at the requested days.  ``events``: counts of
-    each outcome per group.
+    each outcome per group.  ``tests``: with groups, Gray's test of equal
+    incidence per outcome (outcome, statistic, df, p_value, rho, n_strata).
     """
 
     at_times: pd.DataFrame = field(default_factory=pd.DataFrame)
     events: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tests: pd.DataFrame = field(default_factory=pd.DataFrame)
     variance: str = "ij"
     conf_type: str = "log"
     conf_level: float = 0.95
@@ -91,7 +93,16 @@ class CumulativeIncidence(_Sections):
         return [
             ("Outcomes counted", self.events),
             ("Cumulative incidence at chosen days", self.at_times),
+            ("Gray's test of equal incidence across groups", self.tests),
         ]
+
+
+@dataclass(frozen=True)
+class GrayTest(AnalysisResult):
+    """Gray's test of equal cumulative incidence across groups, one row per outcome.
+
+    ``table``: outcome, statistic (chi-square), df, p_value, rho, n_strata.
+    """
 
 
 @dataclass(frozen=True)

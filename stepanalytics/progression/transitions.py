@@ -33,6 +33,7 @@ def fit_transition_cox(
     transition: tuple[str, str],
     covariates: Sequence[str],
     clinic: Literal["cluster", "strata"] | None = None,
+    ties: str = "efron",
     conf_level: float = 0.95,
     min_events: int = MIN_EVENTS,
 ) -> CoxModel:
@@ -50,6 +51,8 @@ def fit_transition_cox(
         Case-mix columns.
     clinic : {"cluster", "strata", None}
         Clinic as clusters (else patients are), as strata, or ignored.
+    ties : {"efron", "breslow"}
+        Tied days, as R ``coxph(ties=)``; see :func:`fit_cox`.
 
     Returns
     -------
@@ -83,6 +86,7 @@ def fit_transition_cox(
         covariates=covariates,
         strata="clinic_id" if clinic == "strata" else None,
         cluster="clinic_id" if clinic == "cluster" else "patient_id",
+        ties=ties,
         conf_level=conf_level,
         min_events=min_events,
         title=f"Cox model of the transition {source} -> {target} (time since enrolment)",
