@@ -26,7 +26,13 @@ from stepanalytics.instruments.change import (
 )
 from stepanalytics.instruments.registry import Registry, get_registry
 
-__all__ = ["baseline_moments", "pooled_baseline_sd", "rescore_change"]
+__all__ = ["PAIR_COLUMNS", "baseline_moments", "pooled_baseline_sd", "rescore_change"]
+
+#: What :func:`rescore_change` needs of each pair: the rest is computed again from these.
+PAIR_COLUMNS = [
+    "patient_id", "instrument", "follow_up", "phase", "stay_number",
+    "baseline_day", "baseline_score", "follow_up_day", "follow_up_score",
+]  # fmt: skip
 
 
 def baseline_moments(
@@ -118,8 +124,10 @@ def rescore_change(
     Parameters
     ----------
     patients : DataFrame
-        The ``patients`` frame of one or more :class:`ChangeResult` (parts of
-        a cohort measured apart, concatenated).
+        The ``patients`` frame of one or more
+        :class:`~stepanalytics.instruments.change.ChangeResult` (parts of a
+        cohort measured apart, concatenated); only :data:`PAIR_COLUMNS` are
+        used, so parts may keep just those.
     baseline_sd : mapping of str to float
         SD per instrument, e.g. from :func:`pooled_baseline_sd`.
     responder, registry
@@ -144,5 +152,5 @@ def rescore_change(
     registry = registry or get_registry()
     baselines = patients.drop_duplicates(KEY)[[*KEY, "baseline_score"]]
     sds, warnings = _baseline_sds(baselines, baseline_sd, registry)
-    pairs = patients.drop(columns=["status"], errors="ignore")
+    pairs = patients[[c for c in PAIR_COLUMNS if c in patients.columns]]
     return _score_pairs(pairs, sds, responder, registry, warnings), tuple(warnings)

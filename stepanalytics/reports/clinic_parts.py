@@ -93,7 +93,7 @@ class ClinicParts:
     def add(self, part: Cohort) -> None:
         """Reduce one part (one or more whole clinics) to its contributions."""
         from stepanalytics.instruments.change import measure_change
-        from stepanalytics.instruments.change_parts import baseline_moments
+        from stepanalytics.instruments.change_parts import PAIR_COLUMNS, baseline_moments
         from stepanalytics.qi.adherence import protocol_adherence
         from stepanalytics.qi.completeness import completeness_funnel
         from stepanalytics.qi.safety import safety_counts
@@ -126,12 +126,13 @@ class ClinicParts:
                 ]
             )
             self.moments.append(baseline_moments(part, instruments=codes))
-            self.phase_end_pairs.append(
-                measure_change(part, follow_up="phase_end", instruments=codes).patients
-            )
-            self.day_pairs.append(
-                measure_change(part, follow_up=self.outcome_day, instruments=codes).patients
-            )
+            # Only what the pairs are scored from is kept: they are scored again at the end.
+            for kept_pairs, follow_up in (
+                (self.phase_end_pairs, "phase_end"),
+                (self.day_pairs, self.outcome_day),
+            ):
+                change = measure_change(part, follow_up=follow_up, instruments=codes)
+                kept_pairs.append(change.patients[PAIR_COLUMNS])
         adherence = protocol_adherence(part)
         self.adherence.append(adherence.table)
         self.adherence_settings = (adherence.delay_days, adherence.stall_weeks)
