@@ -28,7 +28,7 @@ from stepanalytics.errors import CohortError, Problem, UsageError
 from stepanalytics.io.csv_reader import read_csv_table
 from stepanalytics.io.duckdb_store import file_digest, read_duckdb_tables, write_duckdb
 from stepanalytics.io.parquet_reader import read_parquet_table
-from stepanalytics.io.registry_checks import FolderChecks
+from stepanalytics.io.registry_folder import FolderChecks
 
 __all__ = [
     "PROTOCOL_FILE",
