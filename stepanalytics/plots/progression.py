@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from stepanalytics.errors import UsageError
 from stepanalytics.progression.results import (
     CumulativeIncidence,
     MultiStateModel,
@@ -178,22 +179,30 @@ def plot_state_occupation(
     ax: Axes | None = None,
     states: Sequence[str] | None = None,
     until: float | None = None,
+    group: Any = None,
 ) -> Axes:
     """Stacked probability of being in each state over days since enrolment.
+
+    With a model fitted ``by=`` a column, pass the ``group`` to draw (one
+    panel per group: call once per Axes).
 
     Examples
     --------
     >>> from stepanalytics.synth import synthesize_cohort
     >>> from stepanalytics.progression import fit_multistate
-    >>> model = fit_multistate(synthesize_cohort(n_patients=60, n_clinics=2, seed=2), n_boot=0)
-    >>> ax = plot_state_occupation(model)
+    >>> cohort = synthesize_cohort(n_patients=60, n_clinics=2, seed=2)
+    >>> ax = plot_state_occupation(fit_multistate(cohort, n_boot=0))
     >>> ax.get_xlabel()
     'Days since enrolment'
+    >>> by_clinic = fit_multistate(cohort, by="clinic_id", n_boot=0)
+    >>> plot_state_occupation(by_clinic, group="C01").get_title().endswith("clinic_id = C01")
+    True
     """
     ax = _axes(ax)
-    wide = result.table.pivot(index="time", columns="state", values="estimate")
+    table, fit, suffix = _occupation_of_group(result, group)
+    wide = table.pivot(index="time", columns="state", values="estimate")
     order = list(states) if states is not None else list(result.states)
-    first = result.model.p0[0] if result.model is not None else None
+    first = fit.p0[0] if fit is not None else None
     times = np.r_[0.0, np.maximum(wide.index.to_numpy(dtype=float), 0.0)]
     layers = []
     phase_number = 0
@@ -213,6 +222,21 @@ def plot_state_occupation(
     ax.set_xlim(0, until if until is not None else times.max())
     ax.set_xlabel("Days since enrolment")
     ax.set_ylabel("Share of patients")
-    ax.set_title(result.title)
+    ax.set_title(result.title + suffix)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     return ax
+
+
+def _occupation_of_group(result: MultiStateModel, group: Any) -> tuple[pd.DataFrame, Any, str]:
+    """The occupation table, fit and title suffix of one group (or of the one fit)."""
+    if result.by is None:
+        if group is not None:
+            raise UsageError("group= needs a model fitted with fit_multistate(..., by=column)")
+        return result.table, result.model, ""
+    if group is None or group not in result.model:
+        raise UsageError(
+            f"the model compares groups of {result.by!r}: pass group= one of "
+            f"{', '.join(map(str, result.model))}"
+        )
+    table = result.table[result.table["group"] == group].drop(columns="group")
+    return table, result.model[group], f": {result.by} = {group}"

@@ -130,6 +130,8 @@ class ProductLimit:
     n_censor: FloatArray  # (B, T, S) censorings by state
     cumhaz: FloatArray  # (B, T, L) Nelson-Aalen cumulative hazard per transition
     std_err: FloatArray | None  # (T, S) IJ standard error, plain fit only
+    # (S,) IJ standard error of the time in each state up to ``horizon`` (plain fit only)
+    rmean_std_err: FloatArray | None = None
 
 
 def weighted_counts(
@@ -177,7 +179,11 @@ def _initial_distribution(data: CountingData, weights: FloatArray) -> FloatArray
 
 
 def fit_product_limit(
-    data: CountingData, weights: FloatArray | None = None, *, std_err: bool = True
+    data: CountingData,
+    weights: FloatArray | None = None,
+    *,
+    std_err: bool = True,
+    horizon: float | None = None,
 ) -> ProductLimit:
     """Aalen-Johansen state occupation, Nelson-Aalen hazards and IJ standard errors.
 
@@ -190,6 +196,11 @@ def fit_product_limit(
         subject was drawn).  Default: one replicate of unit weights.
     std_err : bool
         Compute the infinitesimal-jackknife standard errors (plain fit only).
+    horizon : float, optional
+        With ``std_err``, also the IJ standard error of the time spent in
+        each state from 0 to ``horizon``: each subject's influence on P(t)
+        is integrated over time and the squares summed (R: ``se(rmean)`` of
+        ``summary(survfit(..., influence = TRUE), rmean = horizon)``).
     """
     n_rows = len(data.row_id)
     plain = weights is None
@@ -211,9 +222,11 @@ def fit_product_limit(
         last = k
     pstate[:, last:, :] = p[:, None, :]
     cumhaz = np.cumsum(hazard, axis=1)
-    se = None
+    se = rmean_se = None
     if plain and std_err:
-        se = _ij_std_err(data, hazard[0], pstate[0], p0[0], n_risk[0], event_index)
+        se, rmean_se = _ij_std_err(
+            data, hazard[0], pstate[0], p0[0], n_risk[0], event_index, horizon
+        )
     return ProductLimit(
         times=data.times,
         p0=p0,
@@ -223,6 +236,7 @@ def fit_product_limit(
         n_censor=n_censor,
         cumhaz=cumhaz,
         std_err=se,
+        rmean_std_err=rmean_se,
     )
 
 
@@ -245,13 +259,16 @@ def _ij_std_err(
     p0: FloatArray,
     n_risk: FloatArray,
     event_index: IntArray,
-) -> FloatArray:
+    horizon: float | None = None,
+) -> tuple[FloatArray, FloatArray | None]:
     """Infinitesimal-jackknife standard errors of the state occupation.
 
     The influence U_i(t) of subject i on P(t) follows
     U_i(t) = U_i(t-) (I + dA(t)) + P(t-) dA_i(t), where dA_i(t) is i's
     influence on the hazard matrix: for i at risk in h,
-    (dN_i,h.(t) - dA_h.(t)) / Y_h(t) on row h.
+    (dN_i,h.(t) - dA_h.(t)) / Y_h(t) on row h.  With a ``horizon``, the
+    step function U_i(t) is also integrated up to it: the influence on the
+    expected time in each state (zero before the first event time).
     """
     n_states = data.n_states
     influence = np.zeros((data.n_ids, n_states))
@@ -266,8 +283,12 @@ def _ij_std_err(
     next_in = next_out = 0
     previous = p0
     last = 0
+    area = np.zeros((data.n_ids, n_states)) if horizon is not None else None
     for k in event_index.tolist():
         variance[last:k] = (influence**2).sum(axis=0)
+        if area is not None and horizon is not None:
+            # U_i holds from the previous event time up to this one.
+            area += influence * max(min(data.times[k], horizon) - min(data.times[last], horizon), 0)
         # Rows whose last grid index is before k are no longer at risk.
         while next_out < len(by_last) and data.last_index[by_last[next_out]] < k:
             current_state[data.row_id[by_last[next_out]]] = -1
@@ -295,4 +316,8 @@ def _ij_std_err(
         previous = pstate[k]
         last = k
     variance[last:] = (influence**2).sum(axis=0)
-    return np.sqrt(variance)
+    rmean_se = None
+    if area is not None and horizon is not None:
+        area += influence * max(horizon - data.times[last], 0.0)
+        rmean_se = np.sqrt((area**2).sum(axis=0))
+    return np.sqrt(variance), rmean_se

@@ -3,7 +3,7 @@
 Notes
 -----
 R equivalent: ``survfit(Surv(tstart, tstop, to) ~ 1, data = rows, id =
-patient_id, istate = from_state)`` (survival >= 3.0) for the occupation
+patient_id, istate = from_state)`` (``~ group`` with ``by=``) (survival >= 3.0) for the occupation
 probabilities and their standard errors, ``fit$cumhaz`` for the
 Nelson-Aalen transition hazards and ``print(fit, rmean = horizon)`` for
 the expected time in each state.  The model is Markov in time since
@@ -17,34 +17,31 @@ standard error is Aalen's, ``sqrt(sum dN / Y^2)``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from stepanalytics.errors import AnalysisError, UsageError
-from stepanalytics.progression.aalen_johansen import (
-    CountingData,
-    fit_product_limit,
-    prepare_counting_data,
-)
-from stepanalytics.progression.confidence import check_conf, confidence_limits
+from stepanalytics.progression.confidence import check_conf
 from stepanalytics.progression.multistate_data import (
     ENTRY_START,
     MSM_COLUMNS,
     multistate_data,
     state_order,
 )
+from stepanalytics.progression.multistate_fit import StateFit, fit_states, restricted_mean
 from stepanalytics.progression.results import MultiStateModel
 
-#: Bootstrap replicates fitted together (bounds memory: B x times x states).
-BOOT_CHUNK = 50
 FEW_TRANSITIONS = 5
 
 
 def fit_multistate(
     data: Any,
     *,
+    by: str | None = None,
+    at: Sequence[float] = (),
     pauses: Literal["state", "merge"] = "state",
     horizon: float = 365.0,
     n_boot: int = 200,
@@ -53,20 +50,28 @@ def fit_multistate(
     conf_level: float = 0.95,
     title: str | None = None,
 ) -> MultiStateModel:
-    """Fit the multi-state model of the programme.
+    """Fit the multi-state model of the programme, for the whole cohort or per group.
 
     Parameters
     ----------
     data : Cohort or DataFrame
         A cohort, or counting-process rows from :func:`multistate_data`
-        (columns patient_id, tstart, tstop, from_state, to_state).
+        (columns patient_id, tstart, tstop, from_state, to_state, and the
+        ``by`` column).
+    by : str, optional
+        A patient column (clinic_id, protocol, compensation_claim, ...): one
+        fit per group, on the same states, stacked with a ``group`` column.
+    at : sequence of float
+        Days since enrolment at which to report the state occupation
+        (``at_times``; also :meth:`MultiStateModel.occupation_at`).
     pauses : {"state", "merge"}
         How safety pauses enter the model when ``data`` is a cohort.
     horizon : float
         Days since enrolment up to which the expected time in each state
         (restricted mean) is computed.
     n_boot : int
-        Bootstrap replicates for percentile intervals; 0 to skip.
+        Bootstrap replicates for percentile intervals; 0 to skip.  With
+        ``by``, patients are resampled within each group.
     seed : int
         Seed of the bootstrap.
     conf_type, conf_level
@@ -80,10 +85,14 @@ def fit_multistate(
     Examples
     --------
     >>> from stepanalytics.synth import synthesize_cohort
-    >>> model = fit_multistate(synthesize_cohort(n_patients=80, n_clinics=2, seed=4),
-    ...                        n_boot=20, horizon=180)
+    >>> cohort = synthesize_cohort(n_patients=80, n_clinics=2, seed=4)
+    >>> model = fit_multistate(cohort, n_boot=20, horizon=180)
     >>> occupied = model.occupation_at([180]).groupby("day")["estimate"].sum()
     >>> bool(np.isclose(occupied.iloc[0], 1.0))
+    True
+    >>> by_claim = fit_multistate(cohort, by="compensation_claim", n_boot=0, horizon=180)
+    >>> days = by_claim.time_in_state.groupby("group")["estimate"].sum()
+    >>> bool(np.allclose(days, 180.0))
     True
     """
     check_conf(conf_type, conf_level)
@@ -96,39 +105,49 @@ def fit_multistate(
         rows, adjusted = multistate_data(data, pauses=pauses)
         notes.extend(adjusted)
     states = _states(rows)
-    counting = _counting_data(rows, states)
-    fit = fit_product_limit(counting)
-    assert fit.std_err is not None  # plain fit
-    occupation = _occupation_table(fit.times, fit.pstate[0], fit.std_err, states,
-                                   conf_type, conf_level)  # fmt: skip
-    rmean = restricted_mean(fit.times, fit.pstate[0], fit.p0[0], horizon)
-    time_in_state = pd.DataFrame({"state": states, "estimate": rmean, "horizon": horizon})
-    if n_boot:
-        low, high, boot_rmean = _bootstrap(counting, n_boot, seed, conf_level, horizon)
-        occupation["boot_lower"] = low.reshape(-1)
-        occupation["boot_upper"] = high.reshape(-1)
-        alpha = (1 - conf_level) / 2
-        time_in_state["boot_lower"] = np.quantile(boot_rmean, alpha, axis=0)
-        time_in_state["boot_upper"] = np.quantile(boot_rmean, 1 - alpha, axis=0)
-    if float(rows["tstop"].max()) < horizon:
-        notes.append(
-            f"follow-up ends at day {rows['tstop'].max():g}, before the horizon of {horizon:g} "
-            "days: the expected time in each state assumes nothing changes after it"
-        )
-    hazards = _hazard_table(fit, counting, states)
-    transitions = _transition_counts(rows, notes)
-    return MultiStateModel(
-        table=occupation,
+    options: dict[str, Any] = {"horizon": horizon, "n_boot": n_boot, "conf_type": conf_type,
+                               "conf_level": conf_level}  # fmt: skip
+    if by is None:
+        fitted = fit_states(rows, states, rng=np.random.default_rng(seed), **options)
+        _note_short_follow_up(fitted, horizon, "", notes)
+        transitions = _transition_counts(rows, notes)
+        model: Any = fitted.fit
+        parts = [fitted.occupation, fitted.time_in_state, fitted.hazards]
+    else:
+        groups = _grouped(rows, by)
+        transient = sorted(set(rows.loc[rows["to_state"].notna(), "from_state"]), key=states.index)
+        fits: dict[Any, StateFit] = {}
+        for number, (group, part) in enumerate(groups):
+            rng = np.random.default_rng([seed, number])
+            fits[group] = fit_states(part, states, rng=rng, **options)
+            label = f"{by} = {group}: "
+            _note_short_follow_up(fits[group], horizon, label, notes)
+            _note_small_group(part, transient, label, notes)
+        transitions = _stack({g: _transition_counts(p, []) for g, p in groups})
+        model = {group: fitted.fit for group, fitted in fits.items()}
+        parts = [_stack({g: getattr(f, name) for g, f in fits.items()})
+                 for name in ("occupation", "time_in_state", "hazards")]  # fmt: skip
+    result = MultiStateModel(
+        table=parts[0],
         warnings=tuple(notes),
-        model=fit,
-        title=title or "Multi-state model of the programme (Aalen-Johansen)",
-        hazards=hazards,
-        time_in_state=time_in_state,
+        model=model,
+        title=title or _title(by),
+        hazards=parts[2],
+        time_in_state=parts[1],
         transitions=transitions,
         states=tuple(states),
         horizon=float(horizon),
         n_boot=n_boot,
+        by=by,
     )
+    if len(at):
+        result = result.with_days(at)
+    return result
+
+
+def _title(by: str | None) -> str:
+    title = "Multi-state model of the programme (Aalen-Johansen)"
+    return title if by is None else f"{title} by {by}"
 
 
 def _checked_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -150,6 +169,37 @@ def _checked_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+def _grouped(rows: pd.DataFrame, by: str) -> list[tuple[Any, pd.DataFrame]]:
+    """Split the rows by a patient column, refusing missing or changing values."""
+    if by not in rows.columns:
+        raise UsageError(f"column {by!r} is not in the rows; have {list(rows.columns)}. "
+                         "Pass a patient column such as clinic_id or protocol")  # fmt: skip
+    missing = rows[by].isna()
+    if missing.any():
+        patients = rows.loc[missing, "patient_id"].drop_duplicates()
+        raise AnalysisError(
+            f"{len(patients)} patients have no value in {by!r} (rows "
+            f"{', '.join(str(i) for i in rows.index[missing][:10])}); give them a group "
+            "(e.g. 'unknown') or leave them out before the analysis"
+        )
+    changing = rows.groupby("patient_id", sort=False)[by].nunique() > 1
+    if changing.any():
+        raise AnalysisError(
+            f"{int(changing.sum())} patients change {by!r} during follow-up; by= needs a "
+            "patient column (one value per patient), e.g. the clinic at enrolment"
+        )
+    levels = sorted(rows[by].unique().tolist(), key=str)
+    return [(level, rows[rows[by] == level]) for level in levels]
+
+
+def _stack(frames: dict[Any, pd.DataFrame]) -> pd.DataFrame:
+    pieces = [frame.assign(group=group) for group, frame in frames.items() if not frame.empty]
+    if not pieces:
+        return pd.DataFrame()
+    stacked = pd.concat(pieces, ignore_index=True)
+    return stacked[["group", *[c for c in stacked.columns if c != "group"]]]
+
+
 def _states(rows: pd.DataFrame) -> list[str]:
     present = set(rows["from_state"]) | set(rows["to_state"].dropna())
     phases = [s for s in present if s.startswith("phase ")]
@@ -159,110 +209,34 @@ def _states(rows: pd.DataFrame) -> list[str]:
     return [s for s in ordered if s in present or s.startswith("phase ")] + others
 
 
-def _counting_data(rows: pd.DataFrame, states: list[str]) -> CountingData:
-    code = {s: i for i, s in enumerate(states)}
-    to_state = rows["to_state"].map(code).fillna(-1).astype(np.int64).to_numpy()
-    return prepare_counting_data(
-        rows["tstart"].to_numpy(dtype=float),
-        rows["tstop"].to_numpy(dtype=float),
-        rows["from_state"].map(code).to_numpy(dtype=np.int64),
-        to_state,
-        pd.factorize(rows["patient_id"])[0].astype(np.int64),
-        len(states),
-    )
-
-
-def _occupation_table(
-    times: np.ndarray,
-    pstate: np.ndarray,
-    std_err: np.ndarray,
-    states: list[str],
-    conf_type: str,
-    conf_level: float,
-) -> pd.DataFrame:
-    lower, upper = confidence_limits(pstate, std_err, conf_type=conf_type, conf_level=conf_level)
-    n_times, n_states = pstate.shape
-    return pd.DataFrame(
-        {
-            "time": np.repeat(times, n_states),
-            "state": np.tile(np.array(states, dtype=object), n_times),
-            "estimate": pstate.reshape(-1),
-            "std_error": std_err.reshape(-1),
-            "ci_lower": lower.reshape(-1),
-            "ci_upper": upper.reshape(-1),
-        }
-    )
-
-
-def restricted_mean(
-    times: np.ndarray, pstate: np.ndarray, p0: np.ndarray, horizon: float, start: float = 0.0
-) -> np.ndarray:
-    """Expected time in each state from ``start`` to ``horizon`` (area under P(t)).
-
-    ``pstate[..., k, :]`` holds just after ``times[k]``; before the first time
-    the occupation is ``p0``.  Leading axes (bootstrap replicates) are kept.
-
-    Examples
-    --------
-    >>> restricted_mean(np.array([2.0]), np.array([[0.0, 1.0]]), np.array([1.0, 0.0]), 5.0)
-    array([2., 3.])
-    """
-    inside = (times > start) & (times < horizon)
-    edges = np.r_[start, times[inside], horizon]
-    widths = np.diff(edges)
-    # Occupation on [edges[i], edges[i+1]): the last value at or before edges[i].
-    position = np.searchsorted(times, edges[:-1], side="right") - 1
-    values = np.where(
-        (position >= 0)[:, None],
-        pstate[..., np.maximum(position, 0), :],
-        np.broadcast_to(p0[..., None, :], pstate[..., position, :].shape),
-    )
-    return np.asarray((values * widths[:, None]).sum(axis=-2))
-
-
-def _bootstrap(
-    counting: CountingData, n_boot: int, seed: int, conf_level: float, horizon: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    n_ids = counting.n_ids
-    alpha = (1 - conf_level) / 2
-    replicates, rmeans = [], []
-    for first in range(0, n_boot, BOOT_CHUNK):
-        size = min(BOOT_CHUNK, n_boot - first)
-        # Drawing patients with replacement = weighting each by how often it is drawn.
-        draws = rng.multinomial(n_ids, np.full(n_ids, 1.0 / n_ids), size=size).astype(float)
-        fit = fit_product_limit(counting, draws[:, counting.row_id], std_err=False)
-        replicates.append(fit.pstate)
-        rmeans.append(restricted_mean(fit.times, fit.pstate, fit.p0, horizon))
-    stacked = np.concatenate(replicates)
-    low = np.quantile(stacked, alpha, axis=0)
-    high = np.quantile(stacked, 1 - alpha, axis=0)
-    return low, high, np.concatenate(rmeans)
-
-
-def _hazard_table(fit: Any, counting: CountingData, states: list[str]) -> pd.DataFrame:
-    pieces = []
-    for index, (src, dst) in enumerate(counting.transitions):
-        events = fit.n_event[0][:, index]
-        risk = fit.n_risk[0][:, src]
-        happened = events > 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            variance = np.cumsum(np.where(risk > 0, events / risk**2, 0.0))
-        pieces.append(
-            pd.DataFrame(
-                {
-                    "transition": f"{states[src]} -> {states[dst]}",
-                    "from_state": states[src],
-                    "to_state": states[dst],
-                    "time": fit.times[happened],
-                    "n_risk": risk[happened],
-                    "n_event": events[happened],
-                    "cumulative_hazard": fit.cumhaz[0][:, index][happened],
-                    "std_error": np.sqrt(variance[happened]),
-                }
-            )
+def _note_short_follow_up(fitted: StateFit, horizon: float, label: str, notes: list[str]) -> None:
+    if fitted.last_time < horizon:
+        notes.append(
+            f"{label}follow-up ends at day {fitted.last_time:g}, before the horizon of "
+            f"{horizon:g} days: the expected time in each state assumes nothing changes after it"
         )
-    return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()
+
+
+def _note_small_group(
+    part: pd.DataFrame, transient: list[str], label: str, notes: list[str]
+) -> None:
+    """Warn when a group has few moves out of a state its patients occupy."""
+    occupied = set(part["from_state"])
+    moves = part.dropna(subset=["to_state"])["from_state"].value_counts()
+    few = [(s, int(moves.get(s, 0))) for s in transient if s in occupied]
+    few = [(s, n) for s, n in few if n < FEW_TRANSITIONS]
+    if not few:
+        return
+    listed = ", ".join(f"{s} ({n})" for s, n in few)
+    notes.append(
+        f"{label}too few patients leave some states in this group "
+        f"({part['patient_id'].nunique()} patients; moves out of {listed}). What follows "
+        "those states (the chances of being in each state and the days per state) rests on "
+        "a handful of patients and is imprecise"
+        + (" (a state nobody left keeps its patients for good in this group)"
+           if any(n == 0 for _, n in few) else "")
+        + "; compare this group with care, or pool it with similar groups"
+    )  # fmt: skip
 
 
 def _transition_counts(rows: pd.DataFrame, notes: list[str]) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -138,14 +139,19 @@ class CoxModel(_Sections):
 
 @dataclass(frozen=True)
 class MultiStateModel(_Sections):
-    """A Markov multi-state model of the programme.
+    """A Markov multi-state model of the programme, for the whole cohort or per group.
 
     ``table``: state occupation over time since enrolment: time, state,
     estimate, std_error (infinitesimal jackknife), ci_lower, ci_upper and,
     with a bootstrap, boot_lower and boot_upper.  ``hazards``: Nelson-Aalen
     cumulative hazard per transition over time.  ``time_in_state``:
-    expected days in each state up to ``horizon`` (restricted mean).
-    ``transitions``: how many of each transition were observed.
+    expected days in each state up to ``horizon`` (restricted mean) with its
+    IJ std_error and normal limits (and bootstrap limits).  ``transitions``:
+    how many of each transition were observed.  ``at_times``: the occupation
+    at the requested days (``fit_multistate(at=)``).
+
+    With ``by`` (the patient column the groups come from), every table starts
+    with a ``group`` column and ``model`` maps each group to its fit.
     """
 
     hazards: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -154,22 +160,70 @@ class MultiStateModel(_Sections):
     states: tuple[str, ...] = ()
     horizon: float = float("nan")
     n_boot: int = 0
+    by: str | None = None
+    at_times: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def _sections(self) -> list[tuple[str, pd.DataFrame | None]]:
         return [
             ("Transitions observed", self.transitions),
+            ("Probability of being in each state at chosen days", self.at_times),
             (f"Expected days in each state within {self.horizon:g} days", self.time_in_state),
         ]
 
-    def occupation_at(self, days: list[float] | tuple[float, ...]) -> pd.DataFrame:
-        """State occupation probabilities at given days (rows: day and state)."""
-        table = self.table.sort_values("time")
-        rows = []
-        for day in days:
-            upto = table[table["time"] <= day]
-            if upto.empty:
-                continue
-            latest = upto[upto["time"] == upto["time"].max()].copy()
-            latest.insert(0, "day", day)
-            rows.append(latest.drop(columns="time"))
-        return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    @property
+    def groups(self) -> list[object]:
+        """The groups compared (``[None]`` without ``by``)."""
+        if self.by is None or self.table.empty:
+            return [None]
+        return list(dict.fromkeys(self.table["group"]))
+
+    def occupation_at(self, days: Sequence[float]) -> pd.DataFrame:
+        """State occupation probabilities at given days (rows: [group,] day and state).
+
+        Before a group's first event the occupation is the starting mix (standard error
+        0); after its last follow-up the last estimate is carried forward.
+        """
+        pieces = []
+        for group in self.groups:
+            table = self.table if group is None else self.table[self.table["group"] == group]
+            table = table.sort_values("time", kind="stable")
+            times = table["time"].to_numpy()
+            for day in days:
+                upto = times[times <= day]
+                if upto.size:
+                    latest = table[table["time"] == upto.max()].drop(columns="time")
+                else:
+                    latest = self._start(group, table)
+                    if latest is None:
+                        continue
+                latest.insert(0 if group is None else 1, "day", day)
+                pieces.append(latest)
+        return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()
+
+    def _start(self, group: object, table: pd.DataFrame) -> pd.DataFrame | None:
+        fit = self.model if group is None else (self.model or {}).get(group)
+        if fit is None or table.empty:
+            return None
+        first = table[table["time"] == table["time"].min()].drop(columns="time").copy()
+        start = fit.p0[0]
+        for column in ("estimate", "ci_lower", "ci_upper", "boot_lower", "boot_upper"):
+            if column in first.columns:
+                first[column] = start
+        first["std_error"] = 0.0
+        return first
+
+    def with_days(self, days: Sequence[float]) -> MultiStateModel:
+        """The same model with ``at_times`` filled for ``days`` (and a note past follow-up)."""
+        at_times = self.occupation_at(days)
+        notes = list(self.warnings)
+        for group in self.groups:
+            table = self.table if group is None else self.table[self.table["group"] == group]
+            last = float(table["time"].max())
+            beyond = [d for d in days if d > last]
+            if beyond:
+                label = "" if group is None else f"{self.by} = {group}: "
+                notes.append(
+                    f"{label}follow-up ends at day {last:g}; the occupation on day(s) "
+                    f"{', '.join(f'{d:g}' for d in beyond)} is the last estimate carried forward"
+                )
+        return replace(self, at_times=at_times, warnings=tuple(notes))

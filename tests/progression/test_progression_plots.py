@@ -8,7 +8,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
+from stepanalytics.errors import UsageError
 from stepanalytics.plots.progression import (
     plot_cumulative_incidence,
     plot_state_occupation,
@@ -53,3 +56,16 @@ def test_state_occupation_plot(synthetic_cohort: Any) -> None:
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[:4] == ["phase 1", "phase 2", "phase 3", "phase 4"]
     assert ax.get_xlim() == (0.0, 365.0)
+
+
+def test_state_occupation_plot_of_one_group(synthetic_cohort: Any) -> None:
+    model = fit_multistate(synthetic_cohort, by="protocol", n_boot=0)
+    ax = plot_state_occupation(model, group="accelerated", until=365)
+    assert ax.get_title().endswith("protocol = accelerated")
+    # The top of the stack is 1 wherever the group's curve is drawn.
+    top = ax.collections[-1].get_paths()[0].vertices[:, 1]
+    assert np.isclose(top.max(), 1.0)
+    with pytest.raises(UsageError, match="pass group= one of accelerated, default"):
+        plot_state_occupation(model)
+    with pytest.raises(UsageError, match="needs a model fitted"):
+        plot_state_occupation(fit_multistate(synthetic_cohort, n_boot=0), group="default")
