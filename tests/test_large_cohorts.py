@@ -154,3 +154,25 @@ def test_errors_in_filtered_parquet_point_at_stored_rows(tmp_path: Path) -> None
     with pytest.raises(CohortError) as info:
         load_cohort(folder, clinics=["C2"])
     assert "patients.last_contact_day" in str(info.value) and "rows: 3 " in str(info.value)
+
+
+def test_partition_keys_are_read_as_text(small_cohort_dir: Path, full, tmp_path: Path) -> None:
+    """clinic_id=007 is the clinic '007', not the number 7 (Arrow would infer an integer)."""
+    renamed = {c: f"{k:03d}" for k, c in enumerate(full.clinics, start=7)}
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    (folder / "protocol.yaml").write_text((small_cohort_dir / "protocol.yaml").read_text())
+    clinic_of = full.patients.set_index("patient_id")["clinic_id"].map(renamed)
+    for name, frame in full.to_tables().items():
+        frame = frame.copy()
+        frame["clinic_id"] = frame["patient_id"].map(clinic_of)
+        pq.write_to_dataset(
+            pa.Table.from_pandas(frame, preserve_index=False),
+            folder / name,
+            partition_cols=["clinic_id"],
+        )
+    first = renamed[full.clinics[0]]
+    assert first == "007"
+    whole = load_cohort(folder)
+    assert whole.clinics == sorted(renamed.values())
+    assert load_cohort(folder, clinics=[first]).clinics == ["007"]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stepanalytics.errors import UsageError
 from stepanalytics.instruments.change import (
     KEY,
     _baseline_sds,
@@ -115,11 +116,12 @@ def pooled_baseline_sd(moments: pd.DataFrame) -> dict[str, float]:
 def rescore_change(
     patients: pd.DataFrame,
     *,
-    baseline_sd: Mapping[str, float],
+    baseline_sd: Mapping[str, float] | None = None,
+    moments: pd.DataFrame | None = None,
     responder: str = "points_first",
     registry: Registry | None = None,
 ) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """Score baseline / follow-up pairs again with given baseline SDs.
+    """Score baseline / follow-up pairs again with given or pooled baseline SDs.
 
     Parameters
     ----------
@@ -128,8 +130,15 @@ def rescore_change(
         :class:`~stepanalytics.instruments.change.ChangeResult` (parts of a
         cohort measured apart, concatenated); only :data:`PAIR_COLUMNS` are
         used, so parts may keep just those.
-    baseline_sd : mapping of str to float
-        SD per instrument, e.g. from :func:`pooled_baseline_sd`.
+    baseline_sd : mapping of str to float, optional
+        SD per instrument, given by the caller.
+    moments : DataFrame, optional
+        Instead of ``baseline_sd``: every part's :func:`baseline_moments`.
+        The SDs are pooled from them (:func:`pooled_baseline_sd`) and the
+        warnings are those :func:`measure_change` gives the whole cohort
+        (``baseline_sd="cohort"``): they name the number of baselines behind
+        an SD that cannot be used, and cover every instrument with a
+        baseline, also one that has no pair.
     responder, registry
         As in :func:`measure_change`.
 
@@ -148,9 +157,47 @@ def rescore_change(
     >>> again, _ = rescore_change(part, baseline_sd={"phq9": 5.0})
     >>> again["category"].tolist()
     ['recovered', 'unchanged']
+
+    With the parts' baseline moments instead, the SD and the warnings are the
+    whole cohort's (here the parts are the whole):
+
+    >>> again, warnings = rescore_change(part, moments=baseline_moments(scores))
+    >>> again["rci"].equals(measure_change(scores).patients["rci"]), warnings
+    (True, ())
     """
     registry = registry or get_registry()
-    baselines = patients.drop_duplicates(KEY)[[*KEY, "baseline_score"]]
-    sds, warnings = _baseline_sds(baselines, baseline_sd, registry)
+    if (baseline_sd is None) == (moments is None):
+        raise UsageError("rescore_change needs exactly one of baseline_sd and moments.")
+    if baseline_sd is None:
+        sds, warnings = _pooled_sds(moments, registry)
+    else:
+        baselines = patients.drop_duplicates(KEY)[[*KEY, "baseline_score"]]
+        sds, warnings = _baseline_sds(baselines, baseline_sd, registry)
     pairs = patients[[c for c in PAIR_COLUMNS if c in patients.columns]]
     return _score_pairs(pairs, sds, responder, registry, warnings), tuple(warnings)
+
+
+def _pooled_sds(moments: pd.DataFrame, registry: Registry) -> tuple[pd.DataFrame, list[str]]:
+    """The SD table and warnings of ``measure_change(baseline_sd="cohort")``, from moments.
+
+    Kept in step with :func:`stepanalytics.instruments.change._baseline_sds`
+    (the whole cohort's version): same instruments (those with a baseline),
+    same order, same wording.
+    """
+    pooled = pooled_baseline_sd(moments)
+    counts = moments.groupby("instrument", sort=True)["n"].sum()
+    warnings: list[str] = []
+    rows = []
+    for code, sd in pooled.items():
+        n = int(counts[code])
+        if n == 0:
+            continue  # no baseline in any part: the whole cohort has no row either
+        spec = registry.get(code)
+        source = f"SD of {n} baseline scores in these data"
+        if not np.isfinite(sd) or sd <= 0:
+            warnings.append(f"{code}: no usable baseline SD ({source}); RCI not computed.")
+        if spec.reliability is None:
+            warnings.append(f"{code}: the registry has no reliability; RCI not computed.")
+        rows.append({"instrument": code, "sd_baseline": sd, "sd_source": source, "n_baseline": n})
+    columns = ["instrument", "sd_baseline", "sd_source", "n_baseline"]
+    return pd.DataFrame(rows, columns=columns), warnings

@@ -64,7 +64,7 @@ def read_parquet_table(
 def _read(
     path: Path, table: str, clinics: Sequence[str] | None, patient_ids: pa.Array | None
 ) -> pd.DataFrame:
-    partitioning = "hive" if path.is_dir() else None
+    partitioning = _text_partitioning(path) if path.is_dir() else None
     dataset = ds.dataset(path, format="parquet", partitioning=partitioning)
     condition = None
     names = set(dataset.schema.names)
@@ -77,7 +77,7 @@ def _read(
         frame = arrow_to_frame(dataset.to_table())
     else:
         frame = _filtered_with_positions(dataset, condition)
-    if partitioning:
+    if partitioning is not None:
         contract = {c.name for c in TABLES[table]}
         keys = [f.name for f in dataset.partitioning.schema] if dataset.partitioning else []
         frame = frame.drop(columns=[k for k in keys if k not in contract and k in frame.columns])
@@ -114,3 +114,16 @@ def _filtered_with_positions(dataset: ds.Dataset, condition: ds.Expression) -> p
         pieces.append(empty)
     frame = arrow_to_frame(pa.concat_tables(pieces))
     return frame.set_index(_POSITION).rename_axis(None)
+
+
+def _text_partitioning(folder: Path) -> ds.Partitioning | None:
+    """Hive partitioning whose keys are read as text (None: the folder has no keys).
+
+    Arrow would infer ``clinic_id=007`` as the integer 7: ids are text, and
+    a leading zero is part of the id.
+    """
+    inferred = ds.dataset(folder, format="parquet", partitioning="hive").partitioning
+    names = list(inferred.schema.names) if inferred is not None else []
+    if not names:
+        return None
+    return ds.partitioning(pa.schema([(name, pa.string()) for name in names]), flavor="hive")

@@ -316,8 +316,12 @@ def benchmark_from_change(
         complete["outcome"] = (complete["category"] == "recovered").astype(float)
     else:
         complete["outcome"] = complete[indicator].astype(float)
-    frame = complete.merge(patients, on="patient_id", how="left")
     wanted = DEFAULT_CASE_MIX if covariates is None else tuple(covariates)
+    # Only the clinic and the case-mix columns the pairs lack: a patients column named like
+    # a pair column (outcome, baseline_score) must not shadow it.
+    taken = ["clinic_id", *(c for c in wanted if c in patients.columns)]
+    taken = [c for c in dict.fromkeys(taken) if c not in complete.columns]
+    frame = complete.merge(patients[["patient_id", *taken]], on="patient_id", how="left")
     used = [c for c in wanted if c in frame.columns and frame[c].notna().any()]
     result = compare_clinics(
         frame,

@@ -308,11 +308,14 @@ def combine_parts(parts: ClinicParts) -> dict[str, Any]:
     from stepanalytics.qi.safety import safety_rates_from_counts
 
     patient_table = _concat(parts.patients)
-    sds = pooled_baseline_sd(_concat(parts.moments)) if parts.moments else {}
+    moments = _concat(parts.moments)
+    sds = pooled_baseline_sd(moments) if parts.moments else {}
     outcomes = None
     day_pairs = pd.DataFrame()
     if parts.codes and parts.phase_end_pairs:
-        pairs, warnings = rescore_change(_concat(parts.phase_end_pairs), baseline_sd=sds)
+        # The warnings are the whole cohort's: an SD that cannot be used names its
+        # baselines in every clinic, as measure_change(baseline_sd="cohort") does.
+        pairs, warnings = rescore_change(_concat(parts.phase_end_pairs), moments=moments)
         outcomes = indicators_from_change(
             pairs,
             patient_table,
@@ -321,7 +324,7 @@ def combine_parts(parts: ClinicParts) -> dict[str, Any]:
             warnings=warnings,
             title="Outcome indicators (change from baseline to the end of each phase stay)",
         )
-        day_pairs, _ = rescore_change(_concat(parts.day_pairs), baseline_sd=sds)
+        day_pairs, _ = rescore_change(_concat(parts.day_pairs), moments=moments)
     delay, stall = parts.adherence_settings
     adherence_table = _concat(parts.adherence).sort_values(["clinic_id", "phase"], kind="stable")
     adherence = Adherence(

@@ -181,6 +181,8 @@ def compute_peer_results(
     ------
     CohortError
         A clinic's data breaks the contract.
+    UsageError
+        An instrument code the registry does not know.
     ReportError
         No patient was enrolled in the period.
 
@@ -196,7 +198,15 @@ def compute_peer_results(
     from stepanalytics.reports.clinic_parts import combine_parts, gather_parts
 
     registry = get_registry()
-    codes = tuple(c for c in (instruments or OUTCOME_INSTRUMENTS) if c in registry)
+    unknown = [c for c in instruments if c not in registry]
+    if unknown:
+        # A typo must not quietly shrink the comparison (the whole-cohort functions refuse it too).
+        raise UsageError(
+            f"instruments: unknown instrument code(s) {unknown}; the instrument registry knows "
+            f"{', '.join(sorted(registry.codes))}."
+        )
+    # Each outcome once, in the order given; the defaults are those the registry knows.
+    codes = tuple(dict.fromkeys(c for c in (instruments or OUTCOME_INSTRUMENTS) if c in registry))
     parts, fingerprint = gather_parts(
         source,
         period,

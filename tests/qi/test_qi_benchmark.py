@@ -36,3 +36,14 @@ def test_continuous_indicator_on_the_synthetic_cohort(synthetic_cohort):
     committee = res.committee_table()
     small = res.table["n"] <= 10
     assert committee.hidden.loc[small, "risk_adjusted"].all()
+
+
+def test_patient_columns_named_like_pair_columns_do_not_shadow_them(synthetic_cohort):
+    """An extra patients column called `outcome` or `baseline_score` changes nothing."""
+    from dataclasses import replace
+
+    plain = benchmark_outcome(synthetic_cohort, instrument="odi")
+    extra = synthetic_cohort.patients.assign(outcome=1.0, baseline_score=-5.0)
+    shadowed = benchmark_outcome(replace(synthetic_cohort, patients=extra), instrument="odi")
+    assert shadowed.table.equals(plain.table)
+    assert shadowed.warnings == plain.warnings
