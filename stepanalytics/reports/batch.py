@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from stepanalytics.errors import UsageError
-from stepanalytics.reports.batch_index import progress_bar, write_index
+from stepanalytics.reports.batch_index import part_progress, progress_bar, write_index
 from stepanalytics.reports.batch_jobs import (
     BatchItem,
     BatchJob,
@@ -262,12 +262,14 @@ def render_batch(
         if jobs:
             stack.enter_context(executor)
         folder = _shared_folder(stack, out, scheduler=scheduler, ships=executor.ships)
-        peers = compute_peer_results(
-            source,
-            period=chosen,
-            workers=min(workers, PEER_WORKERS),
-            instruments=tuple(parameters.get("instruments", ())),
-        )
+        with part_progress(enabled=progress) as on_part:
+            peers = compute_peer_results(
+                source,
+                period=chosen,
+                workers=min(workers, PEER_WORKERS),
+                on_part=on_part,
+                instruments=tuple(parameters.get("instruments", ())),
+            )
         shared = write_shared(peers, folder)
         if jobs:
             bundle: Path | ShippedBundle = shared

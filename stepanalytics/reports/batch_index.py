@@ -63,6 +63,54 @@ class progress_bar:
             self._progress.stop()
 
 
+class part_progress:
+    """A rich progress bar of the parts of a registry being read, or nothing when disabled.
+
+    Yields the ``on_part(done, total)`` callable of
+    :func:`~stepanalytics.reports.shared.compute_peer_results`.
+
+    Examples
+    --------
+    >>> with part_progress(enabled=False) as on_part:
+    ...     on_part(1, 3)
+    """
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        return self._advance
+
+    def _advance(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self._progress is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]reading clinics for the peer comparison"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("", total=total)
+        self._progress.update(self._task, completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
 def write_index(
     out: Path,
     items: list[BatchItem],

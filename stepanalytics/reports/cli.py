@@ -121,6 +121,7 @@ def _render_single(
             pdf=pdf,
             parameters=_parse_parameters(params),
             cell_timeout=cell_timeout,
+            progress=sys.stderr.isatty(),
         )
     )
     click.echo(str(report.html))

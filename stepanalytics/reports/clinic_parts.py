@@ -23,8 +23,9 @@ The tables equal those computed on the whole cohort at once (tested):
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,46 +142,6 @@ class ClinicParts:
         self.events_after_care += after
 
 
-def clinic_cohorts(
-    source: Cohort | str | Path,
-    period: ReportPeriod | None,
-    *,
-    part_patients: int = PART_PATIENTS,
-) -> Iterator[Cohort]:
-    """The patients enrolled in the period, a few whole clinics at a time.
-
-    A Cohort already in memory is cut into parts; a DuckDB file or a folder
-    of Parquet tables is read part by part (only those clinics' rows leave
-    the file); a folder of CSV files is read once (CSV cannot be read in
-    part) and then cut.  A part is one clinic, or consecutive clinics
-    together up to about ``part_patients`` patients (fewer reads of the
-    store; a clinic is never split).
-    """
-    from stepanalytics.cohort import Cohort, load_cohort
-    from stepanalytics.reports.context import restrict_to_period
-
-    if isinstance(source, Cohort):
-        yield from _cut(source, period, part_patients)
-        return
-    path = Path(source)
-    if not reads_in_part(path):
-        yield from _cut(load_cohort(path), period, part_patients)
-        return
-    sizes = load_cohort(path, tables=()).patients["clinic_id"].value_counts()
-    problems: list[Problem] = []
-    for clinics in clinic_groups(sizes, part_patients):
-        try:
-            part = restrict_to_period(load_cohort(path, clinics=clinics), period)
-        except CohortError as err:
-            # Go on: the user fixes the data once, with every part's problems listed.
-            problems.extend(err.problems)
-            continue
-        if part.n_patients and not problems:
-            yield replace(part, items=part.items.iloc[:0])
-    if problems:
-        raise CohortError(merge_problems(problems), source=str(path))
-
-
 def gather_parts(
     source: Cohort | str | Path,
     period: ReportPeriod | None,
@@ -189,44 +150,61 @@ def gather_parts(
     outcome_day: int,
     part_patients: int = PART_PATIENTS,
     workers: int = 1,
+    on_part: Callable[[int, int], None] | None = None,
 ) -> tuple[ClinicParts, str]:
     """Every part's contributions, and the fingerprint of the data they came from.
 
-    With ``workers`` above 1 and a store that reads in part (DuckDB,
-    Parquet), the parts are read and reduced in that many worker processes
-    at once (each reads its own clinics from the store; only the reduced
-    contributions travel back).  Problems found in any part are listed
-    together, as :func:`clinic_cohorts` does.
+    A part is one clinic, or consecutive clinics together up to about
+    ``part_patients`` patients (a clinic is never split).  A Cohort in memory
+    is cut into parts; a folder of CSV files is read once (CSV cannot be read
+    in part) and cut.  A DuckDB file or a folder of Parquet tables is read
+    part by part (only those clinics' rows leave the file), in ``workers``
+    processes at once when above 1 (each reads its own clinics; only the
+    reduced contributions travel back), and ``on_part(done, total)`` is
+    called as each part is done.  A part's problems do not stop the others:
+    one :class:`~stepanalytics.errors.CohortError` lists them all.
     """
     from stepanalytics.cohort import Cohort, load_cohort
 
     gathered = ClinicParts(codes=codes, outcome_day=outcome_day)
-    if isinstance(source, Cohort) or workers <= 1 or not reads_in_part(Path(source)):
-        fingerprint = source.fingerprint if isinstance(source, Cohort) else ""
-        for part in clinic_cohorts(source, period, part_patients=part_patients):
+    if isinstance(source, Cohort) or not reads_in_part(Path(source)):
+        whole = source if isinstance(source, Cohort) else load_cohort(source)
+        for part in _cut(whole, period, part_patients):
             gathered.add(part)
-            fingerprint = part.fingerprint
-        return gathered, fingerprint
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
+        return gathered, whole.fingerprint
     path = Path(source)
     sizes = load_cohort(path, tables=()).patients["clinic_id"].value_counts()
     groups = clinic_groups(sizes, part_patients)
     jobs = [(path, group, period, codes, outcome_day) for group in groups]
     problems: list[Problem] = []
     fingerprint = ""
-    # spawn, not fork: the parent may hold DuckDB connections and threads.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-        for found, part_problems, part_fingerprint in pool.map(_reduce_part, jobs):
+    with _part_runner(workers, len(jobs)) as run:
+        for done, (found, part_problems, part_fingerprint) in enumerate(run(jobs), start=1):
+            # Go on after a part's problems: the user fixes the data once.
             problems.extend(part_problems)
             if found is not None:
                 gathered.merge(found)
                 fingerprint = part_fingerprint
+            if on_part is not None:
+                on_part(done, len(jobs))
     if problems:
         raise CohortError(merge_problems(problems), source=str(path))
     return gathered, fingerprint
+
+
+@contextlib.contextmanager
+def _part_runner(workers: int, n_jobs: int) -> Iterator[Callable[[list[Any]], Iterable[Any]]]:
+    """Map :func:`_reduce_part` over jobs here, or in worker processes."""
+    if workers <= 1 or n_jobs <= 1:
+        yield lambda jobs: map(_reduce_part, jobs)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent may hold DuckDB connections and threads.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, n_jobs), mp_context=context) as pool:
+        yield lambda jobs: pool.map(_reduce_part, jobs)
 
 
 def _reduce_part(

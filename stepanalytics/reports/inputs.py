@@ -214,6 +214,7 @@ def prepare_report_data(
     period: ReportPeriod | None,
     instruments: tuple[str, ...],
     work: Path,
+    progress: bool = False,
 ) -> Path | None:
     """Validate the data and compute the peer results a notebook will read.
 
@@ -236,6 +237,8 @@ def prepare_report_data(
         The notebook's ``instruments`` parameter.
     work : Path
         Folder for the peer-results file (a temporary folder of the caller).
+    progress : bool
+        Show a progress bar while a stored registry is read part by part.
 
     Returns
     -------
@@ -243,15 +246,21 @@ def prepare_report_data(
         The peer-results file written in ``work``, or None.
     """
     from stepanalytics.cohort import load_cohort
+    from stepanalytics.reports.batch_index import part_progress
     from stepanalytics.reports.clinic_parts import PEER_WORKERS
     from stepanalytics.reports.shared import compute_peer_results, write_shared
 
     if source is None:
         source = inputs.data
     if compare:
-        peers = compute_peer_results(
-            source, period=period, instruments=instruments, workers=PEER_WORKERS
-        )
+        with part_progress(enabled=progress) as on_part:
+            peers = compute_peer_results(
+                source,
+                period=period,
+                instruments=instruments,
+                workers=PEER_WORKERS,
+                on_part=on_part,
+            )
         return write_shared(peers, work)
     if isinstance(source, Path):
         load_cohort(source)

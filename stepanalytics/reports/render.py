@@ -116,6 +116,7 @@ def render_report(
     notebook: str | Path | None = None,
     cell_timeout: int = DEFAULT_CELL_TIMEOUT,
     extra_provenance: Mapping[str, Any] | None = None,
+    progress: bool = False,
 ) -> RenderedReport:
     """Render one report to a self-contained HTML file (and a PDF when asked).
 
@@ -147,6 +148,9 @@ def render_report(
         Seconds a single cell may run before the report is abandoned.
     extra_provenance : mapping, optional
         More rows for the provenance block.
+    progress : bool
+        Show a progress bar while the clinics of a stored registry are read
+        for the peer comparison.
 
     Returns
     -------
@@ -206,6 +210,7 @@ def render_report(
                 period=chosen,
                 instruments=tuple(extra.get("instruments", ())),
                 work=Path(work),
+                progress=progress,
             )
         params = _notebook_parameters(
             template,

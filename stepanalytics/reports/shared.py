@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -145,6 +145,7 @@ def compute_peer_results(
     outcome_day: int = OUTCOME_DAY,
     part_patients: int = PART_PATIENTS,
     workers: int = 1,
+    on_part: Callable[[int, int], None] | None = None,
 ) -> PeerResults:
     """Every clinic's tables and the risk-adjusted comparison, computed once.
 
@@ -172,6 +173,9 @@ def compute_peer_results(
         Parts of a stored registry (DuckDB, Parquet) read at once, each in a
         worker process; 1 reads them in this process.  Results do not depend
         on it.
+    on_part : callable, optional
+        Called as ``on_part(done, total)`` when a part of a stored registry
+        has been read and reduced (for a progress bar).
 
     Returns
     -------
@@ -214,6 +218,7 @@ def compute_peer_results(
         outcome_day=outcome_day,
         part_patients=part_patients,
         workers=workers,
+        on_part=on_part,
     )
     if not parts.patients:
         when = period.label if period else "any period"

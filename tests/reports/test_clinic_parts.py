@@ -97,7 +97,12 @@ def test_every_table_equals_the_whole_cohort(cohort, period, part_patients) -> N
 @pytest.mark.parametrize("workers", [1, 2])  # in this process; in two worker processes
 def test_a_stored_registry_gives_the_same_tables(cohort, tmp_path: Path, workers) -> None:
     db = write_duckdb(cohort.to_tables(), tmp_path / "r.duckdb", protocol_text=SYNTH_PROTOCOL_YAML)
-    from_disk = compute_peer_results(db, part_patients=100, workers=workers)
+    calls: list[tuple[int, int]] = []
+    from_disk = compute_peer_results(
+        db, part_patients=100, workers=workers, on_part=lambda *done: calls.append(done)
+    )
+    n_parts = calls[-1][1]
+    assert calls == [(k, n_parts) for k in range(1, n_parts + 1)] and n_parts >= 3
     in_memory = compute_peer_results(cohort, part_patients=cohort.n_patients)  # one part
     for name in ("completeness", "outcomes", "adherence", "safety"):
         _equal(getattr(from_disk, name).table, getattr(in_memory, name).table)
