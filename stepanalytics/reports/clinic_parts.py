@@ -38,16 +38,9 @@ if TYPE_CHECKING:
     from stepanalytics.cohort import Cohort
     from stepanalytics.reports.period import ReportPeriod
 
-#: Patient columns kept from each clinic for the pooled analyses.
-_PATIENT_COLUMNS = (
-    "patient_id",
-    "clinic_id",
-    "enrolled_month",
-    "age_band",
-    "sex",
-    "compensation_claim",
-    "pain_duration_months",
-)
+#: Patient columns kept from each clinic for the pooled analyses (with the case-mix
+#: columns of :data:`stepanalytics.qi.benchmark.DEFAULT_CASE_MIX`).
+_PATIENT_KEYS = ("patient_id", "clinic_id", "enrolled_month")
 NOT_RECORDED = "not recorded"
 #: Patients read together at most (roughly): clinics are read in groups this large,
 #: which keeps memory low (about 1 GB for a part with item answers) and reads few.
@@ -96,12 +89,14 @@ class ClinicParts:
         from stepanalytics.instruments.change import measure_change
         from stepanalytics.instruments.change_parts import PAIR_COLUMNS, baseline_moments
         from stepanalytics.qi.adherence import protocol_adherence
+        from stepanalytics.qi.benchmark import DEFAULT_CASE_MIX
         from stepanalytics.qi.completeness import completeness_funnel
         from stepanalytics.qi.safety import safety_counts
         from stepanalytics.reports.sections.overview import CASE_MIX_COLUMNS
 
         patients = part.patients
-        kept = [c for c in _PATIENT_COLUMNS if c in patients.columns]
+        wanted = dict.fromkeys((*_PATIENT_KEYS, *DEFAULT_CASE_MIX))
+        kept = [c for c in wanted if c in patients.columns]
         self.patients.append(patients[kept])
         for clinic, own in patients.groupby("clinic_id", sort=True):
             for column in CASE_MIX_COLUMNS:
