@@ -79,15 +79,22 @@ def summary(path: Path) -> None:
 def ingest(path: Path, db: Path, force: bool) -> None:
     """Validate the cohort at PATH and store it in a DuckDB file.
 
-    The file is written to a temporary name and renamed when complete;
-    `load_cohort` reads it back identically.
+    The file is written to a temporary name and renamed when complete.  The
+    scores computed from items are stored too: while the items, given scores,
+    patients' days and instrument registry are unchanged, `load_cohort` uses
+    them and leaves the items unread (ask for tables=[..., "items"] to read
+    them); otherwise it reads every table back identically.
     """
     from stepanalytics.cohort import load_cohort
     from stepanalytics.io.tables import read_raw_cohort, write_duckdb
 
-    cohort = load_cohort(path)
+    # Every table, items included: a DuckDB file written by ingest would otherwise
+    # be read with its stored scores and without its item answers.
+    cohort = load_cohort(path, tables=("assessments", "items", "events"))
     raw = read_raw_cohort(path)
-    write_duckdb(cohort.to_tables(), db, protocol_text=raw.protocol_text, overwrite=force)
+    write_duckdb(
+        cohort.to_tables(), db, protocol_text=raw.protocol_text, overwrite=force, scored=cohort
+    )
     click.echo(f"wrote {db}: {cohort.n_patients:,} patients")
 
 

@@ -18,8 +18,9 @@ import pandas as pd
 
 from stepanalytics.contract import TABLE_ORDER, contract_columns
 from stepanalytics.derive import BASELINE_WINDOW_DAYS, add_baseline, assign_phase
-from stepanalytics.errors import CohortError, Problem
-from stepanalytics.io.tables import RawCohort, read_raw_cohort
+from stepanalytics.errors import CohortError, Problem, UsageError
+from stepanalytics.io.scored_store import ScoredItems, read_cohort_with_scores
+from stepanalytics.io.tables import RawCohort
 from stepanalytics.protocol import Protocol
 from stepanalytics.validate import validate_tables
 
@@ -240,7 +241,21 @@ class Cohort:
         return "\n".join(lines)
 
     def to_tables(self) -> dict[str, pd.DataFrame]:
-        """The tables in contract form (given assessments only; items kept as items)."""
+        """The tables in contract form (given assessments only; items kept as items).
+
+        Raises
+        ------
+        UsageError
+            The cohort holds scores computed from items it did not read (the
+            stored scores of an ingested DuckDB file): written out, those
+            scores would be lost.
+        """
+        if "items" not in self.tables_read and (self.assessments["source"] == "items").any():
+            raise UsageError(
+                "This cohort's scores from item answers came from the DuckDB file's stored "
+                "scoring; its item answers were not read, so they cannot be written out. "
+                'Load it with load_cohort(path, tables=["assessments", "items", "events"]).'
+            )
         tables = {
             "patients": self.patients,
             "phases": self.phases.drop(columns=["stay_number"]),
@@ -268,22 +283,22 @@ def load_cohort(
     path : path
         A folder holding ``patients``, ``phases``, ``assessments`` and/or
         ``items``, optionally ``events`` (``.csv`` or ``.parquet``) and
-        ``protocol.yaml``; or a DuckDB file written by ``stepanalytics ingest``.
+        ``protocol.yaml``; or a DuckDB file written by ``stepanalytics ingest``
+        (its stored scores from items are used while provably current: then
+        ``items`` is not read; see :mod:`stepanalytics.io.scored_store`).
     clinics : sequence of str, optional
         Load only these clinics' patients and their rows.  DuckDB files and
         Parquet tables (single files or folders partitioned by clinic) filter
-        while reading, so one clinic of a large registry is cheap to load;
-        validation covers the rows loaded, plus the rules no clinic's rows
-        show (repeated patient_id, empty clinic_id, rows of unknown
-        patients) checked in the whole registry by DuckDB queries.
+        while reading; validation covers the rows loaded, plus the rules no
+        clinic's rows show (repeated patient_id, empty clinic_id, rows of
+        unknown patients) checked in the whole registry.
     tables : collection of str, optional
         Read only the tables an analysis needs: some of ``"assessments"``,
         ``"items"``, ``"events"`` (None: all).  patients and phases are
         always read; assessments and items are read together (scores come
         from both).  Tables not read are empty (``Cohort.tables_read``).
     registry : Registry, optional
-        Instrument registry, e.g. ``get_registry(extra="my_instruments.yaml")``
-        for instruments of the user's own; the built-in one by default.
+        Instrument registry (default: built-in), e.g. ``get_registry(extra=...)``.
 
     Returns
     -------
@@ -307,10 +322,11 @@ def load_cohort(
     >>> load_cohort(folder, tables=["events"]).tables_read
     ('patients', 'phases', 'events')
     """
-    return _build(read_raw_cohort(path, clinics=clinics, tables=tables), registry)
+    raw, stored = read_cohort_with_scores(path, clinics=clinics, tables=tables, registry=registry)
+    return _build(raw, registry, stored)
 
 
-def _build(raw: RawCohort, registry: Registry | None = None) -> Cohort:
+def _build(raw: RawCohort, registry: Registry | None, stored: ScoredItems | None = None) -> Cohort:
     valid = validate_tables(raw, registry=registry)
     tables = valid.tables
     notes = list(valid.notes)
@@ -322,17 +338,16 @@ def _build(raw: RawCohort, registry: Registry | None = None) -> Cohort:
     events = tables.get("events", _empty("events"))
     given = tables.get("assessments", _empty("assessments")).copy()
     given["source"] = "given"
-    scoring = pd.DataFrame()
-    red_flags = pd.DataFrame()
-    assessments = given
-    if not items.empty:
+    scoring, red_flags, assessments = pd.DataFrame(), pd.DataFrame(), given
+    scored = stored  # from a store's validated ingest, or scored now
+    if scored is None and not items.empty:
         from stepanalytics.instruments import score_items
 
-        scored = score_items(items, registry=registry, checked=True)
-        scoring, red_flags = scored.report, scored.red_flags
-        from_items = scored.assessments[["patient_id", "day", "instrument", "score"]].copy()
-        from_items["source"] = "items"
-        assessments, merge_notes = _merge_scores(given, from_items, raw.source)
+        result = score_items(items, registry=registry, checked=True)
+        scored = ScoredItems(result.report, result.red_flags)
+    if scored is not None:
+        scoring, red_flags = scored.scoring, scored.red_flags
+        assessments, merge_notes = _merge_scores(given, scored.item_scores(), raw.source)
         notes.extend(merge_notes)
     return Cohort(
         patients=patients,

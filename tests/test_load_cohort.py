@@ -11,6 +11,7 @@ import pytest
 
 from stepanalytics import load_cohort
 from stepanalytics.cli import main
+from stepanalytics.errors import UsageError
 from stepanalytics.io.tables import write_duckdb, write_tables
 
 
@@ -48,7 +49,19 @@ def test_ingest_command_round_trip(small_cohort_dir: Path, tmp_path: Path) -> No
     db = tmp_path / "cohort.duckdb"
     result = CliRunner().invoke(main, ["ingest", str(small_cohort_dir), "--db", str(db)])
     assert result.exit_code == 0, result.output
-    _tables_equal(load_cohort(small_cohort_dir), load_cohort(db))
+    every_table = ("assessments", "items", "events")
+    _tables_equal(load_cohort(small_cohort_dir), load_cohort(db, tables=every_table))
+    # By default the stored scoring is used and the item answers stay on disk ...
+    fast = load_cohort(db)
+    assert fast.items.empty and "items" not in fast.tables_read
+    pd.testing.assert_frame_equal(fast.assessments, load_cohort(small_cohort_dir).assessments)
+    with pytest.raises(UsageError, match="item answers were not read"):
+        fast.to_tables()  # ... so writing it out would lose them: refused
+    # Ingesting the ingested file again keeps the item answers.
+    copy = tmp_path / "copy.duckdb"
+    result = CliRunner().invoke(main, ["ingest", str(db), "--db", str(copy)])
+    assert result.exit_code == 0, result.output
+    _tables_equal(load_cohort(small_cohort_dir), load_cohort(copy, tables=every_table))
     again = CliRunner().invoke(main, ["ingest", str(small_cohort_dir), "--db", str(db)])
     assert again.exit_code == 1
     assert "--force" in again.output

@@ -27,6 +27,9 @@ from stepanalytics.io.registry_checks import duckdb_table_source, registry_probl
 if TYPE_CHECKING:
     import duckdb
 
+    from stepanalytics.cohort import Cohort
+    from stepanalytics.instruments import Registry
+
 PROTOCOL_TABLE = "_protocol"
 
 
@@ -144,8 +147,27 @@ def write_duckdb(
     *,
     protocol_text: str | None = None,
     overwrite: bool = False,
+    scored: Cohort | None = None,
+    registry: Registry | None = None,
 ) -> Path:
     """Write cohort tables into a DuckDB file atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    tables : mapping of str to DataFrame
+        Contract tables by name.
+    db_path : path
+        The file to write.
+    protocol_text : str, optional
+        Kept in the table ``_protocol``.
+    overwrite : bool
+        Replace an existing file.
+    scored : Cohort, optional
+        The validated cohort whose ``to_tables()`` are written: its scoring
+        of items is stored too, so later loads need not score the items
+        again while they are unchanged (:mod:`stepanalytics.io.scored_store`).
+    registry : Registry, optional
+        The instrument registry ``scored`` was loaded with (default: built-in).
 
     Examples
     --------
@@ -155,6 +177,12 @@ def write_duckdb(
     'c.duckdb'
     """
     import duckdb
+
+    # Imported here: scored_store reads through tables.py, which imports this module.
+    from stepanalytics.io.scored_store import write_scored_tables
+
+    if scored is not None and len(tables.get("items", ())) != len(scored.items):
+        raise ValueError("scored= must be the cohort whose to_tables() are written")
 
     target = Path(db_path)
     if target.exists() and not overwrite:
@@ -173,6 +201,8 @@ def write_duckdb(
             if protocol_text is not None:
                 con.execute(f"CREATE TABLE {PROTOCOL_TABLE} (yaml VARCHAR)")
                 con.execute(f"INSERT INTO {PROTOCOL_TABLE} VALUES (?)", [protocol_text])
+            if scored is not None:
+                write_scored_tables(con, scored, registry=registry)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

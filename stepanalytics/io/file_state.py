@@ -31,6 +31,11 @@ def file_state(path: Path) -> FileState:
     4
     """
     files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+    # DuckDB keeps recent changes in a write-ahead log beside the file until it
+    # checkpoints; the file alone may look unchanged.
+    wal = path.with_name(path.name + ".wal")
+    if path.is_file() and wal.is_file():
+        files.append(wal)
     states = []
     for file in files:
         stat = file.stat()

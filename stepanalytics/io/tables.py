@@ -129,6 +129,7 @@ def read_raw_cohort(
     *,
     clinics: Sequence[str] | None = None,
     tables: Collection[str] | None = None,
+    skip_items: bool = False,
 ) -> RawCohort:
     """Read a cohort folder (CSV/Parquet) or DuckDB file without validating it.
 
@@ -144,6 +145,9 @@ def read_raw_cohort(
     tables : collection of str, optional
         Read only these tables (see :func:`tables_to_read`); the files of
         the others are not opened.
+    skip_items : bool
+        Leave items out even where ``tables`` implies them (their scores
+        come from the store: :mod:`stepanalytics.io.scored_store`).
 
     Raises
     ------
@@ -162,7 +166,7 @@ def read_raw_cohort(
     ['events', 'patients', 'phases']
     """
     p = Path(path)
-    wanted = tables_to_read(tables)
+    wanted = tuple(n for n in tables_to_read(tables) if not (skip_items and n == "items"))
     if p.is_dir():
         raw = _read_folder(p, clinics, wanted)
     elif p.is_file() and (p.suffix.lower() in _DUCKDB_SUFFIXES or _is_duckdb(p)):
