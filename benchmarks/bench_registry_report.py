@@ -11,7 +11,10 @@ rendered from them (the notebook reads only the clinic); the whole
 loading the whole registry into pandas, which is what a clinic's report
 needed before.
 
-Usage: python benchmarks/bench_registry_report.py [--patients 100000] [--clinics 60]
+The registry is written as `stepanalytics ingest` writes it (with the stored
+scoring, so item answers are not read again); ``--plain`` leaves that out.
+
+Usage: python benchmarks/bench_registry_report.py [--patients 100000] [--clinics 60] [--plain]
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--clinics", type=int, default=60)
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="a registry written without the stored scoring of `stepanalytics ingest`",
+    )
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--clinic", help=argparse.SUPPRESS)
@@ -41,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.step == "make":
         n_patients, n_clinics = (int(v) for v in args.out.split(","))
-        _make_registry(Path(args.db), n_patients, n_clinics)
+        _make_registry(Path(args.db), n_patients, n_clinics, plain=args.clinic == "plain")
         return
     if args.step:
         _run_step(args.step, Path(args.db), args.clinic, Path(args.out))
@@ -53,7 +61,8 @@ def main() -> None:
         # Linux keeps a process's peak memory across exec: every step, generating the
         # registry too, runs in a child of this small process.
         made = subprocess.run(
-            [sys.executable, __file__, "--step", "make", "--db", str(db), "--clinic", "",
+            [sys.executable, __file__, "--step", "make", "--db", str(db),
+             "--clinic", "plain" if args.plain else "",
              "--out", f"{args.patients},{args.clinics}"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
@@ -64,7 +73,7 @@ def main() -> None:
             _spawn(step, db, clinic, root)
 
 
-def _make_registry(db: Path, n_patients: int, n_clinics: int) -> None:
+def _make_registry(db: Path, n_patients: int, n_clinics: int, *, plain: bool) -> None:
     from stepanalytics.io import write_duckdb
     from stepanalytics.synth import SynthConfig, synthesize_tables
     from stepanalytics.synth.generate import SYNTH_PROTOCOL_YAML
@@ -74,6 +83,19 @@ def _make_registry(db: Path, n_patients: int, n_clinics: int) -> None:
             SynthConfig(n_patients=n_patients, n_clinics=n_clinics, seed=1)
         )
         write_duckdb(tables, db, protocol_text=SYNTH_PROTOCOL_YAML)
+    if not plain:
+        from stepanalytics import load_cohort
+
+        with measured("ingest it (validate, score, store the scoring)"):
+            cohort = load_cohort(db, tables=("assessments", "items", "events"))
+            write_duckdb(
+                cohort.to_tables(),
+                db,
+                protocol_text=SYNTH_PROTOCOL_YAML,
+                scored=cohort,
+                overwrite=True,
+            )
+            del cohort
     sizes = tables["patients"]["clinic_id"].value_counts().sort_values(kind="stable")
     clinic = str(sizes.index[len(sizes) // 2])  # a clinic of middling size
     n_clinic = int(sizes.iloc[len(sizes) // 2])
