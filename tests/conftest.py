@@ -1,7 +1,13 @@
-"""Shared fixtures: a seeded rng, a small synthetic cohort on disk, figure clean-up."""
+"""Shared fixtures: a seeded rng, a small synthetic cohort on disk, figure clean-up.
+
+Property-based tests run the same examples on every run (``derandomize``), so
+that a run of `make test` passes or fails on the code alone.  To search for
+new examples, run with ``HYPOTHESIS_PROFILE=explore``.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,8 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 from stepanalytics.synth import write_synthetic_cohort
+
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture

@@ -90,3 +90,11 @@ def test_summary_of_a_cohort_without_scores(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert "scores: none" in result.output
     assert "Empty DataFrame" not in result.output
+
+
+@pytest.mark.parametrize("text", ["nan", "NaN", "-inf"])
+def test_nan_written_as_a_number_is_refused_not_read_as_missing(tmp_path: Path, text: str) -> None:
+    """Only an empty cell is missing: the fast CSV reader must not turn "nan" into one."""
+    scores = SCORES.replace("P00001,45,odi,30", f"P00001,45,odi,{text}")
+    message = refusal(build(tmp_path / "c", assessments=scores))
+    assert "assessments.score" in message and f"'{text}'" in message

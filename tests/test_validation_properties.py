@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stepanalytics import CohortError, load_cohort
-from stepanalytics.contract import TABLES
+from stepanalytics.contract import DEFAULT_PROTOCOL, TABLES
 from stepanalytics.synth import write_synthetic_cohort
 
 NASTY = st.one_of(
@@ -71,7 +71,12 @@ def test_random_damage_is_refused_or_loaded_unchanged(base_dir: Path, data: st.D
         assert len(cohort.phases) == len(tables["phases"])
         assert len(cohort.events) == len(tables["events"])
         assert len(cohort.items) == len(tables["items"])
-        if name in ("patients", "events", "items"):
+        if (name, column, value) == ("patients", "protocol", ""):
+            # The one documented change: a patient without a protocol follows the
+            # default one, and a note says how many do.
+            assert loaded.loc[row, column] == DEFAULT_PROTOCOL
+            assert any(f"follow '{DEFAULT_PROTOCOL}'" in note for note in cohort.notes)
+        elif name in ("patients", "events", "items"):
             _assert_same_value(loaded.loc[row, column], value, name, column)
     finally:
         shutil.rmtree(work)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from stepanalytics.contract import TABLES
@@ -81,4 +82,10 @@ def _arrow_csv(file: Path, header: list[str], numeric: Mapping[str, pa.DataType]
             quoted_strings_can_be_null=True,
         ),
     )
+    for name in numeric:
+        column = arrow.column(name)
+        if pa.types.is_floating(column.type) and not pc.all(pc.is_finite(column)).as_py():
+            # Arrow reads "nan" and "inf" as floats; the reading rules refuse them,
+            # so such a file takes the text path, where they are reported.
+            raise pa.ArrowInvalid(f"non-finite number in {name}")
     return arrow_to_frame(arrow.select(header))
