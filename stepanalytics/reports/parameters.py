@@ -18,6 +18,7 @@ registries use 5.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from stepanalytics.errors import UsageError
@@ -121,3 +122,42 @@ def suppression_threshold_of(parameters: Mapping[str, Any]) -> int:
     """The threshold a report will use: the parameter when given, else the default."""
     value = parameters.get("suppression_threshold", DEFAULT_SUPPRESSION_THRESHOLD)
     return check_suppression_threshold(value)
+
+
+#: Parameters every report notebook declares; set through render_report's keywords.
+CORE_PARAMETERS = ("data", "clinic", "period", "shared")
+
+
+def notebook_parameters(
+    template: Path, *, core: Mapping[str, str], extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The notebook's parameters: the core ones it declares, and the extra ones checked.
+
+    Raises
+    ------
+    UsageError
+        The notebook has no cell tagged ``parameters``, an extra parameter
+        clashes with a core one, or the notebook does not declare it.
+    """
+    import papermill
+
+    declared = papermill.inspect_notebook(str(template))
+    if not declared:
+        raise UsageError(
+            f"The notebook {template.name} has no cell tagged 'parameters'; "
+            "papermill needs one to inject the data path, clinic and period."
+        )
+    clashes = sorted(set(extra) & set(CORE_PARAMETERS))
+    if clashes:
+        raise UsageError(
+            f"Set {', '.join(clashes)} with render_report's own keywords, not in parameters."
+        )
+    unknown = sorted(set(extra) - set(declared))
+    if unknown:
+        raise UsageError(
+            f"The notebook {template.name} has no parameter named {', '.join(unknown)}; "
+            f"it declares: {', '.join(declared)}."
+        )
+    params = {k: v for k, v in core.items() if k in declared}
+    params.update(extra)
+    return params

@@ -55,7 +55,11 @@ from stepanalytics.reports.kinds import (
     report_stem,
 )
 from stepanalytics.reports.notebook_errors import describe_failure, locate_identifiers
-from stepanalytics.reports.parameters import check_parameters, suppression_threshold_of
+from stepanalytics.reports.parameters import (
+    check_parameters,
+    notebook_parameters,
+    suppression_threshold_of,
+)
 from stepanalytics.reports.period import parse_period
 from stepanalytics.reports.provenance import Provenance, collect_provenance
 from stepanalytics.reports.report_files import write_atomically
@@ -63,8 +67,6 @@ from stepanalytics.reports.report_files import write_atomically
 if TYPE_CHECKING:
     from stepanalytics.cohort import Cohort
 
-#: Parameters every report notebook declares; set through render_report's keywords.
-CORE_PARAMETERS = ("data", "clinic", "period", "shared")
 FAILED_DIR = "_failed"
 # The kernel's own start-up chatter (e.g. the TCP transport notice) is not for users.
 # Errors inside cells reach us through the protocol; the kernel's own log (e.g. a socket
@@ -212,7 +214,7 @@ def render_report(
                 work=Path(work),
                 progress=progress,
             )
-        params = _notebook_parameters(
+        params = notebook_parameters(
             template,
             core={
                 "data": str(inputs.data),
@@ -223,9 +225,19 @@ def render_report(
             extra=extra,
         )
         return _render(
-            spec, template, params, inputs, out_dir, clinic, label, pdf, cell_timeout,
-            extra_provenance, Path(work), started,
-        )  # fmt: skip
+            spec,
+            template,
+            params,
+            inputs,
+            out_dir=out_dir,
+            clinic=clinic,
+            label=label,
+            pdf=pdf,
+            cell_timeout=cell_timeout,
+            extra_provenance=extra_provenance,
+            work=Path(work),
+            started=started,
+        )
 
 
 def _render(
@@ -233,6 +245,7 @@ def _render(
     template: Path,
     params: dict[str, Any],
     inputs: ReportInputs,
+    *,
     out_dir: str | Path,
     clinic: str | None,
     label: str | None,
@@ -274,34 +287,6 @@ def _render(
         seconds=time.perf_counter() - started,
         provenance=provenance,
     )
-
-
-def _notebook_parameters(
-    template: Path, *, core: Mapping[str, str], extra: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Check requested parameters against the notebook's parameters cell."""
-    import papermill
-
-    declared = papermill.inspect_notebook(str(template))
-    if not declared:
-        raise UsageError(
-            f"The notebook {template.name} has no cell tagged 'parameters'; "
-            "papermill needs one to inject the data path, clinic and period."
-        )
-    clashes = sorted(set(extra) & set(CORE_PARAMETERS))
-    if clashes:
-        raise UsageError(
-            f"Set {', '.join(clashes)} with render_report's own keywords, not in parameters."
-        )
-    unknown = sorted(set(extra) - set(declared))
-    if unknown:
-        raise UsageError(
-            f"The notebook {template.name} has no parameter named {', '.join(unknown)}; "
-            f"it declares: {', '.join(declared)}."
-        )
-    params = {k: v for k, v in core.items() if k in declared}
-    params.update(extra)
-    return params
 
 
 def _execute(
