@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
-from stepanalytics.contract import TABLE_ORDER, contract_columns
+from stepanalytics.cohort_scores import empty_table, merge_scores
+from stepanalytics.contract import TABLE_ORDER
 from stepanalytics.derive import BASELINE_WINDOW_DAYS, add_baseline, assign_phase
 from stepanalytics.errors import CohortError, Problem, UsageError
 from stepanalytics.io.scored_store import ScoredItems, read_cohort_with_scores
@@ -334,9 +334,9 @@ def _build(raw: RawCohort, registry: Registry | None, stored: ScoredItems | None
     phases = tables["phases"].sort_values(["patient_id", "start_day"], kind="stable")
     phases = phases.reset_index(drop=True)
     phases["stay_number"] = phases.groupby("patient_id").cumcount().astype("int64") + 1
-    items = tables.get("items", _empty("items"))
-    events = tables.get("events", _empty("events"))
-    given = tables.get("assessments", _empty("assessments")).copy()
+    items = tables.get("items", empty_table("items"))
+    events = tables.get("events", empty_table("events"))
+    given = tables.get("assessments", empty_table("assessments")).copy()
     given["source"] = "given"
     scoring, red_flags, assessments = pd.DataFrame(), pd.DataFrame(), given
     scored = stored  # from a store's validated ingest, or scored now
@@ -347,7 +347,7 @@ def _build(raw: RawCohort, registry: Registry | None, stored: ScoredItems | None
         scored = ScoredItems(result.report, result.red_flags)
     if scored is not None:
         scoring, red_flags = scored.scoring, scored.red_flags
-        assessments, merge_notes = _merge_scores(given, scored.item_scores(), raw.source)
+        assessments, merge_notes = merge_scores(given, scored.item_scores(), raw.source)
         notes.extend(merge_notes)
     return Cohort(
         patients=patients,
@@ -362,51 +362,4 @@ def _build(raw: RawCohort, registry: Registry | None, stored: ScoredItems | None
         fingerprint=raw.fingerprint,
         notes=tuple(notes),
         tables_read=raw.tables_read,
-    )
-
-
-def _merge_scores(
-    given: pd.DataFrame, from_items: pd.DataFrame, source: str
-) -> tuple[pd.DataFrame, list[str]]:
-    """Given scores and scores from items together; a conflict is an error."""
-    key = ["patient_id", "day", "instrument"]
-    both = given[[*key, "score"]].merge(
-        from_items[[*key, "score"]], on=key, suffixes=("_given", "_items")
-    )
-    if both.empty:
-        return pd.concat([given, from_items], ignore_index=True), []
-    differ = ~np.isclose(both["score_given"], both["score_items"], rtol=0, atol=1e-9)
-    if differ.any():
-        bad = both[differ]
-        conflict = pd.MultiIndex.from_frame(bad[key])
-        mask = pd.MultiIndex.from_frame(given[key]).isin(conflict)
-        item_score = given[key].merge(bad[[*key, "score_items"]], on=key, how="left")
-        from_items_text = item_score["score_items"].astype(str).to_numpy()
-        shown = given["instrument"] + ": given " + given["score"].astype(str)
-        shown = shown + ", from items " + from_items_text
-        problem = Problem.from_mask(
-            "assessments",
-            "score",
-            given,
-            mask,
-            "a score is given in assessments and also computed from items; they differ",
-            "give each (patient_id, day, instrument) once: either the score or its items",
-            values=shown,
-        )
-        raise CohortError([problem] if problem else [], source=source)
-    # Equal scores given both ways: keep the given row, say how many.
-    keys = pd.MultiIndex.from_frame(both[key])
-    keep = ~pd.MultiIndex.from_frame(from_items[key]).isin(keys)
-    note = (
-        f"{int((~keep).sum())} scores were given and also computed from items "
-        "with equal values; each was kept once"
-    )
-    return pd.concat([given, from_items[keep]], ignore_index=True), [note]
-
-
-def _empty(table: str) -> pd.DataFrame:
-    dtypes = {"patient_id": object, "day": "int64", "instrument": object, "score": "float64",
-              "item": "int64", "value": "float64", "event": object, "severity": object}  # fmt: skip
-    return pd.DataFrame(
-        {c: pd.Series(dtype=dtypes.get(c, object)) for c in contract_columns(table)}
     )
